@@ -1,0 +1,102 @@
+"""The ortserve command line: ``ortserve serve --model-repository DIR ...``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import ConfigError
+from .settings import ENV_PREFIX, Settings, load_settings
+
+EPILOG = f"""\
+Every flag can also be set with an environment variable ({ENV_PREFIX}HOST,
+{ENV_PREFIX}HTTP_PORT, ...) or a key of the TOML file given with --config
+({ENV_PREFIX}CONFIG). Flags win over the environment, which wins over the file.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ortserve",
+        description="Serve ONNX models over the KServe V2 inference protocol (gRPC and HTTP).",
+    )
+    parser.add_argument("--version", action="version", version=f"ortserve {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="serve a model repository",
+        description="Serve every model of a repository laid out as "
+        "<repo>/<name>/<version>/model.onnx with an optional <repo>/<name>/config.toml. "
+        "Prints 'ortserve ready http=HOST:PORT grpc=HOST:PORT' once both front ends "
+        "accept connections and every model is ready; SIGTERM or SIGINT shut down cleanly.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    defaults = Settings()
+    serve.add_argument("--config", metavar="FILE", help="TOML settings file")
+    serve.add_argument(
+        "--model-repository", metavar="DIR", help="folder of models (required, here or in config)"
+    )
+    serve.add_argument("--host", help=f"address both front ends bind (default {defaults.host})")
+    serve.add_argument(
+        "--http-port",
+        type=int,
+        metavar="PORT",
+        help=f"HTTP port, 0 picks a free one (default {defaults.http_port})",
+    )
+    serve.add_argument(
+        "--grpc-port",
+        type=int,
+        metavar="PORT",
+        help=f"gRPC port, 0 picks a free one (default {defaults.grpc_port})",
+    )
+    serve.add_argument(
+        "--device",
+        metavar="DEVICE",
+        help="auto, cpu, cuda or cuda:N for models whose config names none "
+        f"(default {defaults.device}: CUDA when ONNX Runtime has it)",
+    )
+    serve.add_argument(
+        "--max-request-bytes",
+        type=int,
+        metavar="N",
+        help=f"largest request body or gRPC message (default {defaults.max_request_bytes})",
+    )
+    serve.add_argument(
+        "--drain-timeout-s",
+        type=float,
+        metavar="S",
+        help=f"on shutdown, how long work in flight may take (default {defaults.drain_timeout_s})",
+    )
+    serve.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help=f"log level (default {defaults.log_level})",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
+    config = args.config or os.environ.get(ENV_PREFIX + "CONFIG")
+    try:
+        settings = load_settings(Path(config) if config else None, os.environ, overrides)
+        if settings.model_repository is None:
+            raise ConfigError(
+                "no model repository: pass --model-repository DIR "
+                f"or set {ENV_PREFIX}MODEL_REPOSITORY"
+            )
+        from .app import run
+
+        return run(settings)
+    except (ConfigError, OSError) as error:
+        print(f"ortserve: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""The composition root: builds every part, owns start-up and shutdown order.
+
+Start-up: scan the repository, load and warm up every model version (in threads), start
+gRPC and HTTP, then print ``ortserve ready http=HOST:PORT grpc=HOST:PORT``. Shutdown (SIGTERM
+or SIGINT): stop accepting, let work in flight finish (bounded by ``drain_timeout_s``),
+close both front ends, release the models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+from .frontends.grpc_service import build_grpc_server, set_health
+from .frontends.http_app import build_http_app
+from .health import warm_up
+from .model_store import ModelStore, ModelVersion
+from .repository import ModelSource, scan_repository
+from .runtime import OrtRuntime
+from .service import InferenceService
+from .settings import Settings
+
+log = logging.getLogger("ortserve")
+
+
+class _HttpServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the App decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _load_version(source: ModelSource, version: int, settings: Settings) -> ModelVersion:
+    runtime = OrtRuntime(
+        source.versions[version],
+        source.config.runtime,
+        settings.device,
+        source.config.batching.max_batch_size,
+    )
+    model = ModelVersion(source.name, version, runtime, source.config)
+    warm_up(model)
+    log.info(
+        "loaded %s version %d on %s (max_batch_size %d)",
+        source.name,
+        version,
+        runtime.device,
+        runtime.signature.max_batch_size,
+    )
+    return model
+
+
+async def load_models(settings: Settings) -> ModelStore:
+    """Every model version of the repository, loaded and warmed up off the event loop."""
+    assert settings.model_repository is not None
+    sources = await asyncio.to_thread(scan_repository, settings.model_repository)
+    jobs = [
+        asyncio.to_thread(_load_version, source, version, settings)
+        for source in sources
+        for version in source.versions
+    ]
+    results = await asyncio.gather(*jobs, return_exceptions=True)
+    loaded = [r for r in results if isinstance(r, ModelVersion)]
+    for error in results:
+        if isinstance(error, BaseException):
+            for model in loaded:
+                model.runtime.close()
+            raise error
+    return ModelStore(loaded)
+
+
+def _bind_http(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise OSError(f"cannot bind HTTP to {host}:{port}: {error.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class App:
+    """One ortserve process: models, both front ends, and their lifecycle."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stop = asyncio.Event()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def serve(self) -> None:
+        """Start everything, print the ready line, serve until asked to stop, shut down."""
+        settings = self.settings
+        store = await load_models(settings)
+        service = InferenceService(store)
+        grpc_server, grpc_port, health = await build_grpc_server(
+            service, settings.host, settings.grpc_port, settings.max_request_bytes
+        )
+        http_socket = _bind_http(settings.host, settings.http_port)
+        http_port = http_socket.getsockname()[1]
+        http = _HttpServer(
+            uvicorn.Config(
+                build_http_app(service, settings.max_request_bytes),
+                http="httptools",
+                loop="none",
+                lifespan="off",
+                access_log=False,
+                log_level=settings.log_level,
+                timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
+            )
+        )
+        await grpc_server.start()
+        http_task = asyncio.create_task(http.serve(sockets=[http_socket]))
+        try:
+            while not http.started:
+                if http_task.done():
+                    http_task.result()
+                    raise RuntimeError("HTTP server stopped during start-up")
+                await asyncio.sleep(0.01)
+            service.is_accepting = True
+            await set_health(health, service)
+            print(
+                f"ortserve ready http={_address(settings.host, http_port)} "
+                f"grpc={_address(settings.host, grpc_port)}",
+                flush=True,
+            )
+            await self._stop.wait()
+            log.info("shutting down")
+        finally:
+            service.is_accepting = False
+            await set_health(health, service)
+            await service.drain(settings.drain_timeout_s)
+            http.should_exit = True
+            await grpc_server.stop(settings.drain_timeout_s)
+            with contextlib.suppress(Exception):
+                await http_task
+            for model in store.all_versions():
+                model.runtime.close()
+
+
+def run(settings: Settings) -> int:
+    """Serve until SIGTERM or SIGINT; returns the process exit code."""
+    import uvloop
+
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+    async def main() -> None:
+        app = App(settings)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, app.request_stop)
+        await app.serve()
+
+    result: Any = uvloop.run(main())
+    del result
+    return 0

@@ -1,0 +1,132 @@
+"""The gRPC front end: V2 GRPCInferenceService and grpc.health.v1 -> InferenceService."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import json_format
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+
+from .. import metadata
+from .._proto import grpc_service_pb2 as pb
+from .._proto import grpc_service_pb2_grpc as pb_grpc
+from .._proto import model_config_pb2
+from ..errors import ModelNotFound, ModelNotReady, ServeError
+from ..service import InferenceService
+from . import grpc_codec
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = "inference.GRPCInferenceService"
+
+R = TypeVar("R")
+Handler = Callable[[Any, Any, Any], Awaitable[R]]
+
+
+def translate_errors(handler: Handler[R]) -> Handler[R]:
+    """Turn ServeError into its gRPC status, anything else into INTERNAL (logged)."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: Any, request: Any, context: Any) -> R:
+        try:
+            return await handler(self, request, context)
+        except ServeError as error:
+            await context.abort(getattr(grpc.StatusCode, error.grpc_code), str(error))
+        except Exception as error:
+            if isinstance(error, grpc.aio.AbortError):
+                raise
+            log.exception("unhandled error in %s", handler.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(error).__name__}")
+        raise AssertionError("unreachable: abort raises")
+
+    return wrapper
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
+    """The V2 RPCs; those not defined here answer UNIMPLEMENTED."""
+
+    def __init__(self, service: InferenceService) -> None:
+        self.service = service
+
+    @translate_errors
+    async def ServerLive(self, request: Any, context: Any) -> Any:
+        return pb.ServerLiveResponse(live=True)
+
+    @translate_errors
+    async def ServerReady(self, request: Any, context: Any) -> Any:
+        return pb.ServerReadyResponse(ready=self.service.is_ready())
+
+    @translate_errors
+    async def ModelReady(self, request: Any, context: Any) -> Any:
+        try:
+            self.service.model(request.name, request.version)
+        except ModelNotFound:
+            return pb.ModelReadyResponse(ready=False)
+        except ModelNotReady:
+            if not self.service.is_accepting:
+                raise
+            return pb.ModelReadyResponse(ready=False)
+        return pb.ModelReadyResponse(ready=True)
+
+    @translate_errors
+    async def ServerMetadata(self, request: Any, context: Any) -> Any:
+        return json_format.ParseDict(metadata.server_metadata(), pb.ServerMetadataResponse())
+
+    @translate_errors
+    async def ModelMetadata(self, request: Any, context: Any) -> Any:
+        model = self.service.model(request.name, request.version)
+        doc = metadata.model_metadata(model, self.service.store.versions(model.name))
+        return json_format.ParseDict(doc, pb.ModelMetadataResponse())
+
+    @translate_errors
+    async def ModelConfig(self, request: Any, context: Any) -> Any:
+        model = self.service.model(request.name, request.version)
+        config = json_format.ParseDict(metadata.model_config(model), model_config_pb2.ModelConfig())
+        return pb.ModelConfigResponse(config=config)
+
+    @translate_errors
+    async def ModelInfer(self, request: Any, context: Any) -> Any:
+        infer_request = grpc_codec.decode_request(request)
+        response = await self.service.infer(infer_request)
+        return grpc_codec.encode_response(response)
+
+
+async def build_grpc_server(
+    service: InferenceService, host: str, port: int, max_message_bytes: int
+) -> tuple[grpc.aio.Server, int, HealthServicer]:
+    """A grpc.aio server bound to ``host:port`` (0 picks one); returns it, its port, health."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(service), server)
+    health = HealthServicer()
+    await health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    bound = server.add_insecure_port(f"{_grpc_host(host)}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind gRPC to {host}:{port}")
+    return server, bound, health
+
+
+def _grpc_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+async def set_health(health: HealthServicer, service: InferenceService) -> None:
+    """Publish the server's and each model's readiness on grpc.health.v1."""
+    serving = health_pb2.HealthCheckResponse.SERVING
+    not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+    ready = service.is_ready()
+    await health.set("", serving if ready else not_serving)
+    await health.set(SERVICE_NAME, serving if ready else not_serving)
+    for name in service.store.names():
+        model_ready = service.is_accepting and any(v.is_ready for v in service.store.versions(name))
+        await health.set(name, serving if model_ready else not_serving)

@@ -1,0 +1,79 @@
+"""Server metadata, model metadata and model config as V2 / Triton JSON-shaped dicts.
+
+Both front ends use these: HTTP sends them as JSON, gRPC parses them into its messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import __version__
+from .model_store import ModelVersion
+from .types import ModelSignature, TensorSpec
+
+SERVER_NAME = "ortserve"
+PLATFORM = "onnxruntime_onnx"
+EXTENSIONS = ("binary_tensor_data", "model_configuration")
+
+
+def server_metadata() -> dict[str, Any]:
+    return {"name": SERVER_NAME, "version": __version__, "extensions": list(EXTENSIONS)}
+
+
+def model_metadata(model: ModelVersion, versions: list[ModelVersion]) -> dict[str, Any]:
+    """V2 model metadata; ``versions`` are the model's loaded versions."""
+    signature = model.signature
+
+    def tensor(spec: TensorSpec) -> dict[str, Any]:
+        return {
+            "name": spec.name,
+            "datatype": spec.datatype.name,
+            "shape": signature.full_shape(spec),
+        }
+
+    return {
+        "name": model.name,
+        "versions": [str(v.version) for v in versions],
+        "platform": PLATFORM,
+        "inputs": [tensor(s) for s in signature.inputs],
+        "outputs": [tensor(s) for s in signature.outputs],
+    }
+
+
+def model_config(model: ModelVersion) -> dict[str, Any]:
+    """The Triton ModelConfig (proto field names, every primitive field filled)."""
+    signature: ModelSignature = model.signature
+    runtime = model.runtime
+
+    def tensor(spec: TensorSpec) -> dict[str, Any]:
+        return {
+            "name": spec.name,
+            "data_type": spec.datatype.config_enum,
+            "dims": list(spec.shape),
+            "is_shape_tensor": False,
+        }
+
+    return {
+        "name": model.name,
+        "platform": PLATFORM,
+        "backend": "onnxruntime",
+        "runtime": "",
+        "version_policy": {"latest": {"num_versions": 1}},
+        "max_batch_size": signature.max_batch_size,
+        "input": [
+            {**tensor(s), "format": "FORMAT_NONE", "optional": False} for s in signature.inputs
+        ],
+        "output": [{**tensor(s), "label_filename": ""} for s in signature.outputs],
+        "instance_group": [
+            {
+                "name": f"{model.name}_0",
+                "kind": "KIND_GPU" if runtime.device == "cuda" else "KIND_CPU",
+                "count": model.config.runtime.instances,
+                "gpus": [],
+            }
+        ],
+        "default_model_filename": runtime.path.name,
+        "parameters": {},
+        "model_transaction_policy": {"decoupled": False},
+        "response_cache": {"enable": False},
+    }

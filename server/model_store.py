@@ -1,0 +1,74 @@
+"""The loaded models: every version of every model, and how requests name them.
+
+A request without a version gets the highest ready version. Versions are decimal strings
+on the wire: anything else is InvalidInput, an unknown one ModelNotFound, one that is not
+ready ModelNotReady.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import InvalidInput, ModelNotFound, ModelNotReady
+from .runtime import OrtRuntime
+from .settings import ModelConfig
+from .types import ModelSignature
+
+
+@dataclass(slots=True)
+class ModelVersion:
+    """One loaded version of a model."""
+
+    name: str
+    version: int
+    runtime: OrtRuntime
+    config: ModelConfig
+    is_ready: bool = False
+
+    @property
+    def signature(self) -> ModelSignature:
+        return self.runtime.signature
+
+
+class ModelStore:
+    """Lookup of loaded model versions by name and version string."""
+
+    def __init__(self, versions: list[ModelVersion]) -> None:
+        self._models: dict[str, dict[int, ModelVersion]] = {}
+        for v in sorted(versions, key=lambda v: (v.name, v.version)):
+            self._models.setdefault(v.name, {})[v.version] = v
+
+    def names(self) -> list[str]:
+        return sorted(self._models)
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        """Every loaded version of ``name``, lowest first; raises ModelNotFound."""
+        try:
+            return list(self._models[name].values())
+        except KeyError:
+            raise ModelNotFound(f'unknown model "{name}"') from None
+
+    def all_versions(self) -> list[ModelVersion]:
+        return [v for versions in self._models.values() for v in versions.values()]
+
+    def get(self, name: str, version: str = "") -> ModelVersion:
+        """The version a request names ("" = highest ready)."""
+        versions = self._models.get(name)
+        if versions is None:
+            raise ModelNotFound(f'unknown model "{name}"')
+        if not version:
+            for candidate in reversed(versions.values()):
+                if candidate.is_ready:
+                    return candidate
+            raise ModelNotFound(f'model "{name}" has no ready version')
+        if not (version.isascii() and version.isdigit()):
+            raise InvalidInput(f'model "{name}": version "{version}" is not a positive integer')
+        found = versions.get(int(version))
+        if found is None:
+            raise ModelNotFound(f'model "{name}" has no version {version}')
+        if not found.is_ready:
+            raise ModelNotReady(f'model "{name}" version {version} is not ready')
+        return found
+
+    def is_ready(self) -> bool:
+        return all(v.is_ready for v in self.all_versions())

@@ -1,0 +1,125 @@
+"""OrtRuntime: ONNX Runtime sessions for one model version, run in their own threads.
+
+Each of the ``instances`` sessions is used by one thread at a time; the event loop only
+awaits the executor. The model's signature is read from the graph and tightened by config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import onnxruntime as ort
+
+from .datatypes import BY_ONNX
+from .errors import ConfigError, InternalError
+from .settings import RuntimeConfig
+from .types import Array, ModelSignature, TensorSpec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BATCH_SIZE = 256
+_OPTIMIZATION = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+def resolve_providers(device: str) -> list[Any]:
+    """ONNX Runtime providers for ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    available = ort.get_available_providers()
+    has_cuda = "CUDAExecutionProvider" in available
+    if device == "cpu" or (device == "auto" and not has_cuda):
+        return ["CPUExecutionProvider"]
+    if not has_cuda:
+        raise ConfigError(
+            f'device "{device}": this ONNX Runtime has no CUDAExecutionProvider '
+            f"(available: {', '.join(available)}); install onnxruntime-gpu"
+        )
+    device_id = int(device.partition(":")[2] or 0)
+    return [("CUDAExecutionProvider", {"device_id": device_id}), "CPUExecutionProvider"]
+
+
+class OrtRuntime:
+    """Sessions of one ONNX file; ``run`` executes in the runtime's own threads."""
+
+    def __init__(
+        self, path: Path, config: RuntimeConfig, device: str, max_batch_size: int | None
+    ) -> None:
+        self.path = path
+        self.providers = resolve_providers(config.device or device)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = _OPTIMIZATION[config.graph_optimization]
+        options.intra_op_num_threads = config.intra_op_threads
+        options.inter_op_num_threads = config.inter_op_threads
+        options.log_severity_level = 3
+        self._sessions: queue.SimpleQueue[ort.InferenceSession] = queue.SimpleQueue()
+        first = self._load(options)
+        self._sessions.put(first)
+        for _ in range(config.instances - 1):
+            self._sessions.put(self._load(options))
+        self.signature = read_signature(first, max_batch_size, path)
+        self.device = "cuda" if "CUDAExecutionProvider" in first.get_providers() else "cpu"
+        self._executor = ThreadPoolExecutor(config.instances, thread_name_prefix="ort")
+
+    def _load(self, options: ort.SessionOptions) -> ort.InferenceSession:
+        try:
+            return ort.InferenceSession(str(self.path), options, providers=self.providers)
+        except Exception as error:  # ORT raises its own pybind types for bad files
+            raise ConfigError(f"{self.path}: ONNX Runtime cannot load it: {error}") from None
+
+    def run_sync(self, feeds: dict[str, Array], output_names: list[str]) -> list[Array]:
+        """Run the model in the calling thread on a free session."""
+        session = self._sessions.get()
+        try:
+            outputs: list[Array] = session.run(output_names, feeds)
+            return outputs
+        finally:
+            self._sessions.put(session)
+
+    async def run(self, feeds: dict[str, Array], output_names: list[str]) -> list[Array]:
+        """Run the model in a runtime thread; raises InternalError when ONNX Runtime fails."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, self.run_sync, feeds, output_names)
+        except Exception as error:
+            log.warning("model %s failed: %s", self.path, error)
+            raise InternalError(f"model run failed: {error}") from None
+
+    def close(self) -> None:
+        """Wait for running work, then release the threads."""
+        self._executor.shutdown(wait=True)
+
+
+def read_signature(
+    session: ort.InferenceSession, max_batch_size: int | None, path: Path
+) -> ModelSignature:
+    """The V2 signature of a loaded graph; ``max_batch_size`` None picks a default."""
+    args = [("input", a) for a in session.get_inputs()] + [
+        ("output", a) for a in session.get_outputs()
+    ]
+    fixed_first = [
+        f'{kind} "{a.name}"' for kind, a in args if not a.shape or isinstance(a.shape[0], int)
+    ]
+    if max_batch_size is None:
+        max_batch_size = 0 if fixed_first else DEFAULT_MAX_BATCH_SIZE
+    elif max_batch_size > 0 and fixed_first:
+        raise ConfigError(
+            f"{path}: max_batch_size {max_batch_size} needs a variable first dim, "
+            f"but {fixed_first[0]} has a fixed one"
+        )
+    specs: dict[str, list[TensorSpec]] = {"input": [], "output": []}
+    for kind, arg in args:
+        datatype = BY_ONNX.get(arg.type)
+        if datatype is None:
+            raise ConfigError(f'{path}: {kind} "{arg.name}" has type {arg.type}, not servable')
+        dims = arg.shape[1:] if max_batch_size > 0 else arg.shape
+        shape = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in dims)
+        specs[kind].append(TensorSpec(arg.name, datatype, shape))
+    return ModelSignature(tuple(specs["input"]), tuple(specs["output"]), max_batch_size)

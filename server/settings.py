@@ -1,0 +1,193 @@
+"""Typed settings: the server's `Settings` and each model's `ModelConfig`.
+
+Server settings come from, in order: defaults, a TOML file (``--config``), ``ORTSERVE_*``
+environment variables, command-line flags. A model's config comes from
+``<repository>/<name>/config.toml``. Unknown keys and wrong types raise ConfigError naming
+the key and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+ENV_PREFIX = "ORTSERVE_"
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+GRAPH_OPTIMIZATIONS = ("disable", "basic", "extended", "all")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the server process is told; built once, passed down."""
+
+    model_repository: Path | None = None
+    host: str = "127.0.0.1"
+    http_port: int = 8000
+    grpc_port: int = 8001
+    max_request_bytes: int = 64 * 2**20
+    device: str = "auto"
+    log_level: str = "info"
+    drain_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("http_port", "grpc_port"):
+            port = getattr(self, name)
+            if not 0 <= port <= 65535:
+                raise ConfigError(f"{name}: {port} is not a port number (0-65535)")
+        if self.max_request_bytes <= 0:
+            raise ConfigError("max_request_bytes: must be positive")
+        _check_device(self.device, "device")
+        if self.log_level not in ("debug", "info", "warning", "error"):
+            raise ConfigError(
+                f'log_level: "{self.log_level}" is not one of debug, info, warning, error'
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class BatchingConfig:
+    """``[batching]``: ``max_batch_size`` 0 serves without a batch dim."""
+
+    max_batch_size: int | None = None  # None: 256 when the graph has a symbolic first dim
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size is not None and self.max_batch_size < 0:
+            raise ConfigError("batching.max_batch_size: must be 0 or more")
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeConfig:
+    """``[runtime]``: where and how ONNX Runtime runs the model."""
+
+    device: str | None = None  # None: the server's default device
+    instances: int = 1
+    intra_op_threads: int = 0  # 0: ONNX Runtime's choice
+    inter_op_threads: int = 0
+    graph_optimization: str = "all"
+
+    def __post_init__(self) -> None:
+        if self.device is not None:
+            _check_device(self.device, "runtime.device")
+        if self.instances < 1:
+            raise ConfigError("runtime.instances: must be at least 1")
+        if self.intra_op_threads < 0 or self.inter_op_threads < 0:
+            raise ConfigError("runtime: thread counts must be 0 (automatic) or more")
+        if self.graph_optimization not in GRAPH_OPTIMIZATIONS:
+            raise ConfigError(
+                f'runtime.graph_optimization: "{self.graph_optimization}" is not one of '
+                + ", ".join(GRAPH_OPTIMIZATIONS)
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """A model's ``config.toml``; every section is optional."""
+
+    batching: BatchingConfig = field(default_factory=BatchingConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+
+def _check_device(device: str, key: str) -> None:
+    if not DEVICE_PATTERN.fullmatch(device):
+        raise ConfigError(f'{key}: "{device}" is not one of auto, cpu, cuda, cuda:N')
+
+
+T = typing.TypeVar("T")
+
+
+def build(cls: type[T], table: Mapping[str, Any], where: str, prefix: str = "") -> T:
+    """Make dataclass ``cls`` from a TOML table, checking every key and value type."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in names:
+            known = ", ".join(sorted(names))
+            raise ConfigError(f'{where}: unknown key "{prefix}{key}" (known: {known})')
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f'{where}: "{prefix}{key}" must be a table [{prefix}{key}]')
+            values[key] = build(hint, value, where, f"{prefix}{key}.")  # type: ignore[arg-type]
+        else:
+            values[key] = _typed(value, hint, where, prefix + key)
+    try:
+        return cls(**values)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
+
+
+def _typed(value: Any, hint: Any, where: str, key: str) -> Any:
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for option in options:
+        if option is type(None):
+            continue
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if option in (str, Path) and isinstance(value, str):
+            return option(value)
+    wanted = " or ".join(getattr(o, "__name__", str(o)) for o in options if o is not type(None))
+    raise ConfigError(f'{where}: "{key}" must be {wanted}, got {type(value).__name__} {value!r}')
+
+
+def _from_text(text: str, hint: Any, key: str) -> Any:
+    """Coerce an environment variable's text to the field's type."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if int in options:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{key}: {text!r} is not an integer") from None
+    if float in options:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{key}: {text!r} is not a number") from None
+    return text
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; raises ConfigError naming the file on any problem."""
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+
+
+def load_settings(
+    config_file: Path | None, environ: Mapping[str, str], overrides: Mapping[str, Any]
+) -> Settings:
+    """Settings from a TOML file, then ``ORTSERVE_*`` variables, then ``overrides`` (CLI)."""
+    table: dict[str, Any] = {}
+    if config_file is not None:
+        table.update(read_toml(config_file))
+        build(Settings, table, str(config_file))  # names the file in errors
+    hints = typing.get_type_hints(Settings)
+    for f in dataclasses.fields(Settings):
+        variable = ENV_PREFIX + f.name.upper()
+        if variable in environ:
+            table[f.name] = _from_text(environ[variable], hints[f.name], variable)
+    table.update({k: v for k, v in overrides.items() if v is not None})
+    return build(Settings, table, "settings")
+
+
+def load_model_config(path: Path) -> ModelConfig:
+    """A model's config.toml, or the defaults when there is none."""
+    if not path.exists():
+        return ModelConfig()
+    return build(ModelConfig, read_toml(path), str(path))
