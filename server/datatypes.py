@@ -14,7 +14,8 @@ import numpy as np
 
 from .errors import InvalidInput
 
-MAX_ELEMENTS = 2**63 - 1
+# numpy refuses arrays whose byte size (even with a 0 dim, counted as 1) passes 2**63
+MAX_ELEMENTS = 2**60 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +89,11 @@ def checked_shape(shape: Any, tensor: str) -> tuple[int, ...]:
 
 def element_count(shape: tuple[int, ...], tensor: str) -> int:
     """The number of elements of ``shape``; raises InvalidInput when it cannot exist."""
-    count = 1
+    count, extent = 1, 1
     for dim in shape:
         count *= dim
-    if count > MAX_ELEMENTS:
+        extent *= max(dim, 1)
+    if extent > MAX_ELEMENTS:
         raise InvalidInput(f"{tensor}: shape {list(shape)} is too large")
     return count
 
@@ -177,4 +179,4 @@ def array_to_raw(array: np.ndarray[Any, Any], dt: DataType) -> bytes | memoryvie
     if dt.name == "BYTES":
         return serialize_bytes(array)
     array = np.ascontiguousarray(array, dtype=dt.dtype.newbyteorder("<"))
-    return memoryview(array).cast("B")
+    return memoryview(array.reshape(-1).view(np.uint8))

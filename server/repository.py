@@ -50,7 +50,7 @@ def _scan_model(folder: Path, real_root: Path) -> ModelSource:
     for entry in sorted(folder.iterdir()):
         if not entry.is_dir() or entry.name.startswith("."):
             continue
-        if not entry.name.isdigit() or int(entry.name) < 1:
+        if not (entry.name.isascii() and entry.name.isdigit()) or int(entry.name) < 1:
             raise ConfigError(f"{entry}: version folders must be positive integers")
         model_file = _inside(entry / MODEL_FILE, real_root)
         if not model_file.is_file():

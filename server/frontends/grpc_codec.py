@@ -53,7 +53,7 @@ def decode_request(message: Any) -> InferRequest:
             )
     inputs: dict[str, Array] = {}
     for index, item in enumerate(items):
-        tensor = f'input "{item.name}"'
+        tensor = f'model "{message.model_name}": input "{item.name}"'
         if "shared_memory_region" in item.parameters:
             raise InvalidInput(f"{tensor}: shared memory is not supported")
         dt = datatype(item.datatype, tensor)

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
@@ -95,6 +96,44 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
         return grpc_codec.encode_response(response)
 
 
+def inference_handlers(servicer: InferenceServicer) -> grpc.GenericRpcHandler:
+    """Method handlers for the unary RPCs ``servicer`` defines (others: UNIMPLEMENTED).
+
+    Requests arrive as bytes and are parsed inside the error wrapper, so a malformed
+    message is INVALID_ARGUMENT naming the problem rather than grpcio's INTERNAL.
+    """
+    handlers = {}
+    for method in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
+        implementation = getattr(type(servicer), method.name, None)
+        inherited = getattr(pb_grpc.GRPCInferenceServiceServicer, method.name, None)
+        if implementation is None or implementation is inherited or method.client_streaming:
+            continue
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            _parsing(getattr(servicer, method.name), getattr(pb, method.input_type.name)),
+            response_serializer=_serialize,
+        )
+    return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
+
+
+def _serialize(message: Any) -> bytes:
+    data: bytes = message.SerializeToString()
+    return data
+
+
+def _parsing(handler: Callable[[Any, Any], Awaitable[Any]], message_type: Any) -> Any:
+    async def parse_then_handle(data: bytes, context: Any) -> Any:
+        try:
+            request = message_type.FromString(data)
+        except DecodeError as error:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"malformed {message_type.DESCRIPTOR.name}: {error}",
+            )
+        return await handler(request, context)
+
+    return parse_then_handle
+
+
 async def build_grpc_server(
     service: InferenceService, host: str, port: int, max_message_bytes: int
 ) -> tuple[grpc.aio.Server, int, HealthServicer]:
@@ -106,7 +145,7 @@ async def build_grpc_server(
             ("grpc.so_reuseport", 0),
         ]
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(service), server)
+    server.add_generic_rpc_handlers((inference_handlers(InferenceServicer(service)),))
     health = HealthServicer()
     await health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

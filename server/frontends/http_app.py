@@ -29,7 +29,7 @@ def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = 
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with PayloadTooLarge as soon as it passes ``limit`` bytes."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body of {declared} bytes exceeds the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0

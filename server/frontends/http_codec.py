@@ -50,7 +50,13 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
         raise InvalidInput(f"body is not valid {encoding} data: {error}") from None
     if len(out) > limit or inflater.unconsumed_tail:
         raise PayloadTooLarge(f"decompressed body exceeds the {limit}-byte limit")
+    if not inflater.eof:
+        raise InvalidInput(f"body is truncated {encoding} data")
     return out
+
+
+def _is_decimal(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def decode_request(
@@ -59,7 +65,7 @@ def decode_request(
     """Parse an infer body; raises InvalidInput naming the tensor and the problem."""
     json_end = len(body)
     if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
+        if not _is_decimal(header_length) or int(header_length) > len(body):
             raise InvalidInput(
                 f'Inference-Header-Content-Length "{header_length[:32]}" must be an integer '
                 f"from 0 to the body length {len(body)}"
@@ -72,7 +78,7 @@ def decode_request(
     if not isinstance(doc, dict):
         raise InvalidInput("request body must be a JSON object")
     tail = memoryview(body)[json_end:]
-    inputs, offset = _decode_inputs(doc.get("inputs"), tail)
+    inputs, offset = _decode_inputs(doc.get("inputs"), tail, model)
     if offset != len(tail):
         raise InvalidInput(
             f"unexpected additional input data: {len(tail) - offset} bytes after the inputs"
@@ -104,7 +110,7 @@ def _optional_bool(value: Any, what: str) -> bool | None:
     raise InvalidInput(f'"{what}" must be true or false')
 
 
-def _decode_inputs(items: Any, tail: memoryview) -> tuple[dict[str, Array], int]:
+def _decode_inputs(items: Any, tail: memoryview, model: str) -> tuple[dict[str, Array], int]:
     if not isinstance(items, list):
         raise InvalidInput('"inputs" must be a JSON array of input tensors')
     inputs: dict[str, Array] = {}
@@ -113,7 +119,7 @@ def _decode_inputs(items: Any, tail: memoryview) -> tuple[dict[str, Array], int]
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise InvalidInput('each entry of "inputs" must be an object with a "name"')
         name = item["name"]
-        tensor = f'input "{name}"'
+        tensor = f'model "{model}": input "{name}"'
         if name in inputs:
             raise InvalidInput(f"{tensor} appears more than once in the request")
         dt = datatype(item.get("datatype"), tensor)
@@ -200,7 +206,7 @@ def array_from_json(data: Any, dt: DataType, shape: tuple[int, ...], tensor: str
             raise InvalidInput(f"{tensor}: BOOL data must be true or false")
     elif dt.dtype.kind in "iu":
         if kind not in "iu":
-            raise InvalidInput(f"{tensor}: {dt.name} data must be integers")
+            values = _exact_integers(data, values.shape, dt, tensor)
         info = np.iinfo(dt.dtype)
         low, high = int(values.min()), int(values.max())
         if low < info.min or high > info.max:
@@ -212,6 +218,19 @@ def array_from_json(data: Any, dt: DataType, shape: tuple[int, ...], tensor: str
     if dt.name in JSON_FLOAT_LIMITS and np.isinf(result).any():
         raise InvalidInput(f"{tensor}: a value is out of range for {dt.name}")
     return result
+
+
+def _exact_integers(data: Any, shape: tuple[int, ...], dt: DataType, tensor: str) -> Array:
+    """Integers numpy widened to float (e.g. UINT64 values over 2**63), kept exact."""
+    flat = np.asarray(data, dtype=np.object_).reshape(-1)
+    if not all(type(v) is int for v in flat):
+        raise InvalidInput(f"{tensor}: {dt.name} data must be integers")
+    low, high = min(flat, default=0), max(flat, default=0)
+    info = np.iinfo(dt.dtype)
+    if low < info.min or high > info.max:
+        bad = low if low < info.min else high
+        raise InvalidInput(f"{tensor}: value {bad} is out of range for {dt.name}")
+    return np.array(flat.tolist(), dtype=dt.dtype).reshape(shape)
 
 
 def _check_count(got: int, want: int, shape: tuple[int, ...], tensor: str) -> None:

@@ -1,0 +1,64 @@
+"""tritonclient helpers shared by the integration tests: one inference call per protocol mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+
+# (client module, binary tensors?) for every way the tests send a request
+MODES = {
+    "http-json": (httpclient, False),
+    "http-binary": (httpclient, True),
+    "grpc": (grpcclient, True),
+}
+
+
+def client_for(mode: str, server: Any) -> Any:
+    module, _ = MODES[mode]
+    url = server.http if module is httpclient else server.grpc
+    return module.InferenceServerClient(url)
+
+
+def infer(
+    mode: str,
+    client: Any,
+    model: str,
+    inputs: dict[str, np.ndarray],
+    outputs: list[str] | None = None,
+    version: str = "",
+) -> Any:
+    """Send ``inputs`` with tritonclient in ``mode``; returns its InferResult."""
+    module, binary = MODES[mode]
+    infer_inputs = []
+    for name, array in inputs.items():
+        datatype = "BYTES" if array.dtype == np.object_ else _datatype(array)
+        item = module.InferInput(name, list(array.shape), datatype)
+        if module is httpclient:
+            item.set_data_from_numpy(array, binary_data=binary)
+        else:
+            item.set_data_from_numpy(array)
+        infer_inputs.append(item)
+    requested = None
+    if outputs is not None:
+        if module is httpclient:
+            requested = [module.InferRequestedOutput(n, binary_data=binary) for n in outputs]
+        else:
+            requested = [module.InferRequestedOutput(n) for n in outputs]
+    return client.infer(model, infer_inputs, model_version=version, outputs=requested)
+
+
+def _datatype(array: np.ndarray) -> str:
+    from tritonclient.utils import np_to_triton_dtype
+
+    return str(np_to_triton_dtype(array.dtype))
+
+
+def as_json(mode: str, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Call a tritonclient method that returns JSON (HTTP) or a message (gRPC) as a dict."""
+    if MODES[mode][0] is grpcclient:
+        kwargs["as_json"] = True
+    result: dict[str, Any] = method(*args, **kwargs)
+    return result.get("config", result) if "config" in result else result

@@ -1,0 +1,32 @@
+"""Plain HTTP requests (stdlib), for bodies no client library would send."""
+
+from __future__ import annotations
+
+import http.client
+from typing import Any
+
+import orjson
+
+
+def request(
+    server: Any,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    """Send one request to the server's HTTP port; returns status, headers, body."""
+    host, port = server.http.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def post_json(server: Any, path: str, doc: Any) -> tuple[int, dict[str, Any]]:
+    """POST a JSON document; returns the status and the parsed JSON reply."""
+    status, _, body = request(server, "POST", path, orjson.dumps(doc))
+    return status, orjson.loads(body)

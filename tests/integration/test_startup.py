@@ -1,0 +1,163 @@
+"""Start-up refusals name the file and the problem; SIGTERM stops the server cleanly."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.http as httpclient
+
+from tests.conftest import EXAMPLES, run_to_exit, start_server
+from tests.onnx_models import add_sub, scale
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    scale(tmp_path / "repo", "scale", 1, 3.0)
+    return tmp_path / "repo"
+
+
+def refuses(repo: Path, *words: str, args: tuple[str, ...] = ()) -> str:
+    result = run_to_exit(repo, *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "ortserve ready" not in result.stdout
+    for word in words:
+        assert word in result.stderr, result.stderr
+    return result.stderr
+
+
+def test_corrupt_onnx_file(repo):
+    bad = repo / "broken" / "1" / "model.onnx"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"this is not an onnx model")
+    refuses(repo, str(bad), "cannot load")
+
+
+def test_unknown_config_key(repo):
+    config = repo / "scale" / "config.toml"
+    config.write_text("[batching]\nmax_batch_size = 4\nmax_bach_delay = 3\n")
+    refuses(repo, str(config), "batching.max_bach_delay")
+
+
+def test_unknown_config_section(repo):
+    config = repo / "scale" / "config.toml"
+    config.write_text("[runtim]\ndevice = 'cpu'\n")
+    refuses(repo, str(config), '"runtim"')
+
+
+def test_wrong_value_type(repo):
+    config = repo / "scale" / "config.toml"
+    config.write_text('[runtime]\ninstances = "two"\n')
+    refuses(repo, str(config), "runtime.instances", "int")
+
+
+def test_invalid_toml(repo):
+    config = repo / "scale" / "config.toml"
+    config.write_text("[runtime\n")
+    refuses(repo, str(config), "TOML")
+
+
+def test_bad_version_folder(repo):
+    (repo / "scale" / "v2").mkdir()
+    refuses(repo, str(repo / "scale" / "v2"), "positive integers")
+
+
+def test_missing_repository(tmp_path):
+    refuses(tmp_path / "nowhere", "not a directory")
+
+
+def test_cuda_requested_without_cuda(repo):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this machine has CUDA")
+    refuses(repo, "CUDAExecutionProvider", args=("--device", "cuda"))
+
+
+def test_batching_config_on_fixed_shape_model(tmp_path):
+    from tests.onnx_models import fixed_shape
+
+    fixed_shape(tmp_path)
+    (tmp_path / "fixed" / "config.toml").write_text("[batching]\nmax_batch_size = 4\n")
+    refuses(tmp_path, "max_batch_size 4", '"x"')
+
+
+def test_folder_with_only_an_onnx_file(tmp_path):
+    """A model folder holding only model.onnx serves it as version 1 with defaults."""
+    add_sub(tmp_path / "staging")
+    (tmp_path / "repo" / "add_sub").mkdir(parents=True)
+    shutil.copy(
+        tmp_path / "staging" / "add_sub" / "1" / "model.onnx",
+        tmp_path / "repo" / "add_sub" / "model.onnx",
+    )
+    server = start_server(tmp_path / "repo")
+    try:
+        client = httpclient.InferenceServerClient(server.http)
+        meta = client.get_model_metadata("add_sub")
+        assert meta["versions"] == ["1"]
+        assert meta["inputs"][0]["shape"] == [-1, 16]
+    finally:
+        assert server.stop() == 0
+
+
+def test_settings_from_environment_and_toml(tmp_path, repo):
+    settings = tmp_path / "ortserve.toml"
+    settings.write_text(f'model_repository = "{repo}"\nhttp_port = 0\n')
+    command = [sys.executable, "-m", "server", "serve", "--config", str(settings)]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"ORTSERVE_GRPC_PORT": "not-a-port", "PATH": "/usr/bin"},
+    )
+    assert result.returncode == 2 and "ORTSERVE_GRPC_PORT" in result.stderr
+
+
+def test_sigterm_exits_cleanly_with_code_0(repo):
+    server = start_server(repo)
+    client = httpclient.InferenceServerClient(server.http)
+    item = httpclient.InferInput("x", [1, 4], "FP32")
+    item.set_data_from_numpy(np.ones((1, 4), dtype=np.float32))
+    assert client.infer("scale", [item]).as_numpy("y").tolist() == [[3.0] * 4]
+    assert server.stop() == 0
+
+
+def test_help_documents_every_command_and_flag():
+    top = subprocess.run(
+        [sys.executable, "-m", "server", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "serve" in top
+    serve = subprocess.run(
+        [sys.executable, "-m", "server", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for flag in (
+        "--model-repository",
+        "--host",
+        "--http-port",
+        "--grpc-port",
+        "--config",
+        "--device",
+        "--max-request-bytes",
+        "--drain-timeout-s",
+        "--log-level",
+        "ORTSERVE_",
+    ):
+        assert flag in serve
+
+
+def test_serves_the_bundled_examples():
+    server = start_server(EXAMPLES)
+    try:
+        assert httpclient.InferenceServerClient(server.http).is_server_ready()
+    finally:
+        assert server.stop() == 0
