@@ -60,7 +60,7 @@ BY_DTYPE: dict[np.dtype[Any], DataType] = {
 }
 
 
-def datatype(name: str, tensor: str) -> DataType:
+def datatype(name: Any, tensor: str) -> DataType:
     """The DataType called ``name``; raises InvalidInput naming ``tensor`` if there is none."""
     try:
         return DATATYPES[name]
@@ -179,4 +179,4 @@ def array_to_raw(array: np.ndarray[Any, Any], dt: DataType) -> bytes | memoryvie
     if dt.name == "BYTES":
         return serialize_bytes(array)
     array = np.ascontiguousarray(array, dtype=dt.dtype.newbyteorder("<"))
-    return memoryview(array.reshape(-1).view(np.uint8))
+    return memoryview(array.reshape(-1).view(np.uint8))  # type: ignore[arg-type]

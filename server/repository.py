@@ -52,16 +52,19 @@ def _scan_model(folder: Path, real_root: Path) -> ModelSource:
             continue
         if not (entry.name.isascii() and entry.name.isdigit()) or int(entry.name) < 1:
             raise ConfigError(f"{entry}: version folders must be positive integers")
+        version = int(entry.name)
+        if version in versions:
+            raise ConfigError(f"{folder}: two folders for version {version}")
         model_file = _inside(entry / MODEL_FILE, real_root)
         if not model_file.is_file():
             raise ConfigError(f"{entry}: no {MODEL_FILE} in this version folder")
-        versions[int(entry.name)] = model_file
+        versions[version] = model_file
     direct = _inside(folder / MODEL_FILE, real_root)
     if not versions and direct.is_file():
         versions[1] = direct
     if not versions:
         raise ConfigError(f"{folder}: no versions (expected {folder}/1/{MODEL_FILE})")
-    return ModelSource(name, config, versions)
+    return ModelSource(name, config, dict(sorted(versions.items())))
 
 
 def _inside(path: Path, real_root: Path) -> Path:

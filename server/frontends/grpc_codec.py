@@ -44,13 +44,10 @@ def decode_request(message: Any) -> InferRequest:
     if raw:
         if any(item.HasField("contents") for item in items):
             raise InvalidInput("contents must not be set when raw_input_contents is used")
-        if len(raw) != len(items):
-            missing = f'unable to find data for input "{items[len(raw)].name}"'
-            raise InvalidInput(
-                missing
-                if len(raw) < len(items)
-                else f"{len(raw)} raw_input_contents entries for {len(items)} inputs"
-            )
+        if len(raw) < len(items):
+            raise InvalidInput(f'unable to find data for input "{items[len(raw)].name}"')
+        if len(raw) > len(items):
+            raise InvalidInput(f"{len(raw)} raw_input_contents entries for {len(items)} inputs")
     inputs: dict[str, Array] = {}
     for index, item in enumerate(items):
         tensor = f'model "{message.model_name}": input "{item.name}"'

@@ -47,7 +47,7 @@ def translate_errors(handler: Handler[R]) -> Handler[R]:
     return wrapper
 
 
-class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     """The V2 RPCs; those not defined here answer UNIMPLEMENTED."""
 
     def __init__(self, service: InferenceService) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -22,7 +23,9 @@ log = logging.getLogger(__name__)
 HEADER_LENGTH = "inference-header-content-length"
 
 
-def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    doc: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
     return Response(orjson.dumps(doc), status, headers, media_type="application/json")
 
 

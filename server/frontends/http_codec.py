@@ -214,7 +214,8 @@ def array_from_json(data: Any, dt: DataType, shape: tuple[int, ...], tensor: str
             raise InvalidInput(f"{tensor}: value {bad} is out of range for {dt.name}")
     elif kind not in "iuf" or kind == "b":
         raise InvalidInput(f"{tensor}: {dt.name} data must be numbers")
-    result = values.astype(dt.dtype).reshape(shape)
+    with np.errstate(over="ignore"):  # overflow becomes Inf, refused just below
+        result = values.astype(dt.dtype).reshape(shape)
     if dt.name in JSON_FLOAT_LIMITS and np.isinf(result).any():
         raise InvalidInput(f"{tensor}: a value is out of range for {dt.name}")
     return result

@@ -325,9 +325,10 @@ def test_response_raw_decodes_back_through_the_request_path(name: str) -> None:
     array = _values(name).reshape(4, 1)
     out = encode_response(_response({"y": array}))
     back = decode_request(
-        _request(("y", out.outputs[0].datatype, list(out.outputs[0].shape)), raw=[
-            out.raw_output_contents[0]
-        ])
+        _request(
+            ("y", out.outputs[0].datatype, list(out.outputs[0].shape)),
+            raw=[out.raw_output_contents[0]],
+        )
     )
     if name == "BYTES":
         assert back.inputs["y"].tolist() == array.tolist()
