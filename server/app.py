@@ -19,9 +19,11 @@ from typing import Any
 
 import uvicorn
 
+from .batching import Batcher
 from .frontends.grpc_service import build_grpc_server, set_health
 from .frontends.http_app import build_http_app
 from .health import warm_up
+from .metrics import Metrics
 from .model_store import ModelStore, ModelVersion
 from .repository import ModelSource, scan_repository
 from .runtime import OrtRuntime
@@ -39,7 +41,9 @@ class _HttpServer(uvicorn.Server):
         yield
 
 
-def _load_version(source: ModelSource, version: int, settings: Settings) -> ModelVersion:
+def _load_version(
+    source: ModelSource, version: int, settings: Settings, metrics: Metrics
+) -> ModelVersion:
     runtime = OrtRuntime(
         source.versions[version],
         source.config.runtime,
@@ -47,7 +51,16 @@ def _load_version(source: ModelSource, version: int, settings: Settings) -> Mode
         source.config.batching.max_batch_size,
     )
     model = ModelVersion(source.name, version, runtime, source.config)
+    model.batcher = Batcher(
+        f'model "{source.name}" version {version}',
+        runtime,
+        runtime.signature,
+        source.config.batching,
+        model.stats,
+        metrics.for_model(source.name, version),
+    )
     warm_up(model)
+    metrics.model_ready.labels(source.name, str(version)).set(1)
     log.info(
         "loaded %s version %d on %s (max_batch_size %d)",
         source.name,
@@ -58,12 +71,12 @@ def _load_version(source: ModelSource, version: int, settings: Settings) -> Mode
     return model
 
 
-async def load_models(settings: Settings) -> ModelStore:
+async def load_models(settings: Settings, metrics: Metrics) -> ModelStore:
     """Every model version of the repository, loaded and warmed up off the event loop."""
     assert settings.model_repository is not None
     sources = await asyncio.to_thread(scan_repository, settings.model_repository)
     jobs = [
-        asyncio.to_thread(_load_version, source, version, settings)
+        asyncio.to_thread(_load_version, source, version, settings, metrics)
         for source in sources
         for version in source.versions
     ]
@@ -107,8 +120,9 @@ class App:
     async def serve(self) -> None:
         """Start everything, print the ready line, serve until asked to stop, shut down."""
         settings = self.settings
-        store = await load_models(settings)
-        service = InferenceService(store)
+        metrics = Metrics()
+        store = await load_models(settings, metrics)
+        service = InferenceService(store, metrics)
         grpc_server, grpc_port, health = await build_grpc_server(
             service, settings.host, settings.grpc_port, settings.max_request_bytes
         )

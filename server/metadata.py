@@ -13,7 +13,7 @@ from .types import ModelSignature, TensorSpec
 
 SERVER_NAME = "ortserve"
 PLATFORM = "onnxruntime_onnx"
-EXTENSIONS = ("binary_tensor_data", "model_configuration")
+EXTENSIONS = ("binary_tensor_data", "model_configuration", "statistics")
 
 
 def server_metadata() -> dict[str, Any]:

@@ -7,12 +7,17 @@ ready ModelNotReady.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .errors import InvalidInput, ModelNotFound, ModelNotReady
 from .runtime import OrtRuntime
 from .settings import ModelConfig
+from .stats import ModelStats
 from .types import ModelSignature
+
+if TYPE_CHECKING:
+    from .batching import Batcher
 
 
 @dataclass(slots=True)
@@ -23,6 +28,8 @@ class ModelVersion:
     version: int
     runtime: OrtRuntime
     config: ModelConfig
+    batcher: Batcher | None = None
+    stats: ModelStats = field(default_factory=ModelStats)
     is_ready: bool = False
 
     @property

@@ -6,7 +6,6 @@ awaits the executor. The model's signature is read from the graph and tightened 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import queue
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +15,7 @@ from typing import Any
 import onnxruntime as ort
 
 from .datatypes import BY_ONNX
-from .errors import ConfigError, InternalError
+from .errors import ConfigError
 from .settings import RuntimeConfig
 from .types import Array, ModelSignature, TensorSpec
 
@@ -47,7 +46,7 @@ def resolve_providers(device: str) -> list[Any]:
 
 
 class OrtRuntime:
-    """Sessions of one ONNX file; ``run`` executes in the runtime's own threads."""
+    """Sessions of one ONNX file and the threads (one per session) that run them."""
 
     def __init__(
         self, path: Path, config: RuntimeConfig, device: str, max_batch_size: int | None
@@ -66,7 +65,8 @@ class OrtRuntime:
             self._sessions.put(self._load(options))
         self.signature = read_signature(first, max_batch_size, path)
         self.device = "cuda" if "CUDAExecutionProvider" in first.get_providers() else "cpu"
-        self._executor = ThreadPoolExecutor(config.instances, thread_name_prefix="ort")
+        self.instances = config.instances
+        self.executor = ThreadPoolExecutor(config.instances, thread_name_prefix="ort")
 
     def _load(self, options: ort.SessionOptions) -> ort.InferenceSession:
         try:
@@ -83,18 +83,9 @@ class OrtRuntime:
         finally:
             self._sessions.put(session)
 
-    async def run(self, feeds: dict[str, Array], output_names: list[str]) -> list[Array]:
-        """Run the model in a runtime thread; raises InternalError when ONNX Runtime fails."""
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, self.run_sync, feeds, output_names)
-        except Exception as error:
-            log.warning("model %s failed: %s", self.path, error)
-            raise InternalError(f"model run failed: {error}") from None
-
     def close(self) -> None:
         """Wait for running work, then release the threads."""
-        self._executor.shutdown(wait=True)
+        self.executor.shutdown(wait=True)
 
 
 def read_signature(

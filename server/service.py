@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from typing import Any
 
-from .errors import ModelNotReady
+from .errors import InvalidInput, ModelNotReady, ServeError
+from .metrics import Metrics
 from .model_store import ModelStore, ModelVersion
 from .types import InferRequest, InferResponse
 from .validation import validate
@@ -14,10 +17,11 @@ log = logging.getLogger(__name__)
 
 
 class InferenceService:
-    """Looks models up, validates requests, runs them, and tracks work in flight."""
+    """Looks models up, validates requests, hands them to batchers, tracks work in flight."""
 
-    def __init__(self, store: ModelStore) -> None:
+    def __init__(self, store: ModelStore, metrics: Metrics) -> None:
         self.store = store
+        self.metrics = metrics
         self.is_accepting = False
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -35,32 +39,86 @@ class InferenceService:
     async def infer(self, request: InferRequest) -> InferResponse:
         """Validate and run ``request``; raises ServeError subclasses for every failure."""
         model = self.model(request.model_name, request.model_version)
-        output_names = validate(request, model.signature, model.name)
-        self._in_flight += 1
-        self._idle.clear()
+        assert model.batcher is not None
+        started = time.perf_counter_ns()
+        self._enter()
+        outcome, rows = "error", 0
         try:
-            outputs = await model.runtime.run(request.inputs, output_names)
+            output_names = validate(request, model.signature, model.name)
+            rows = _rows(request, model)
+            outputs = await model.batcher.infer(
+                request.inputs, output_names, rows, _timeout_s(request)
+            )
+            outcome = "ok"
+        except ServeError as error:
+            outcome = type(error).__name__
+            raise
         finally:
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idle.set()
+            self._leave()
+            elapsed = time.perf_counter_ns() - started
+            ok = outcome == "ok"
+            model.stats.record_request(ok, rows, elapsed)
+            self.metrics.requests.labels(model.name, request.protocol, outcome).inc()
+            if ok:
+                self.metrics.request_seconds.labels(model.name, request.protocol).observe(
+                    elapsed / 1e9
+                )
         datatypes = {spec.name: spec.datatype for spec in model.signature.outputs}
         return InferResponse(
             model_name=model.name,
             model_version=str(model.version),
-            outputs=dict(zip(output_names, outputs, strict=True)),
+            outputs={name: outputs[name] for name in output_names},
             datatypes={name: datatypes[name] for name in output_names},
             id=request.id,
         )
 
+    def statistics(self, name: str = "", version: str = "") -> dict[str, Any]:
+        """The V2 statistics response for every version, one model, or one version."""
+        if not name:
+            versions = self.store.all_versions()
+        elif version:
+            versions = [self.store.get(name, version)]
+        else:
+            versions = self.store.versions(name)
+        return {"model_stats": [v.stats.as_dict(v.name, v.version) for v in versions]}
+
+    def _enter(self) -> None:
+        self._in_flight += 1
+        self.metrics.in_flight.inc()
+        self._idle.clear()
+
+    def _leave(self) -> None:
+        self._in_flight -= 1
+        self.metrics.in_flight.dec()
+        if self._in_flight == 0:
+            self._idle.set()
+
     async def drain(self, timeout_s: float) -> bool:
-        """Stop accepting work and wait for runs in flight; False if time ran out."""
+        """Stop accepting work and wait for requests in flight; False if time ran out."""
         self.is_accepting = False
         try:
             await asyncio.wait_for(self._idle.wait(), timeout_s)
             return True
         except TimeoutError:
-            log.warning(
-                "drain: %d model runs still in flight after %ss", self._in_flight, timeout_s
-            )
+            log.warning("drain: %d requests still in flight after %ss", self._in_flight, timeout_s)
             return False
+
+
+def _rows(request: InferRequest, model: ModelVersion) -> int:
+    if model.signature.max_batch_size == 0:
+        return 1
+    first = model.signature.inputs[0].name
+    return int(request.inputs[first].shape[0])
+
+
+def _timeout_s(request: InferRequest) -> float | None:
+    """The tighter of the caller's deadline and the request's ``timeout`` parameter (µs)."""
+    timeout = request.parameters.get("timeout")
+    if timeout is None:
+        return request.timeout_s
+    if type(timeout) is not int or timeout < 0:
+        raise InvalidInput('parameter "timeout" must be a non-negative integer (microseconds)')
+    if timeout == 0:
+        return request.timeout_s
+    seconds = timeout / 1e6
+    return seconds if request.timeout_s is None else min(seconds, request.timeout_s)

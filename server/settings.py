@@ -54,13 +54,29 @@ class Settings:
 
 @dataclass(frozen=True, slots=True)
 class BatchingConfig:
-    """``[batching]``: ``max_batch_size`` 0 serves without a batch dim."""
+    """``[batching]``: how requests of one model version share model runs."""
 
-    max_batch_size: int | None = None  # None: 256 when the graph has a symbolic first dim
+    enabled: bool = True  # false: every request runs alone
+    max_batch_size: int | None = None  # None: 256 with a symbolic first dim; 0: no batch dim
+    max_queue_delay_us: int = 0  # 0: run as soon as an instance is free
+    preferred_batch_sizes: tuple[int, ...] = ()
+    max_queue_size: int = 1024  # requests waiting; more are refused with 429
+    timeout_ms: int = 0  # 0: no server-side deadline
 
     def __post_init__(self) -> None:
         if self.max_batch_size is not None and self.max_batch_size < 0:
             raise ConfigError("batching.max_batch_size: must be 0 or more")
+        if self.max_queue_delay_us < 0 or self.timeout_ms < 0:
+            raise ConfigError("batching: max_queue_delay_us and timeout_ms must be 0 or more")
+        if self.max_queue_size < 1:
+            raise ConfigError("batching.max_queue_size: must be at least 1")
+        if any(size < 1 for size in self.preferred_batch_sizes):
+            raise ConfigError("batching.preferred_batch_sizes: sizes must be positive")
+        limit = self.max_batch_size
+        if limit is not None and any(size > limit for size in self.preferred_batch_sizes):
+            raise ConfigError(
+                f"batching.preferred_batch_sizes: sizes must not exceed max_batch_size {limit}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +154,9 @@ def _typed(value: Any, hint: Any, where: str, key: str) -> Any:
             return float(value)
         if option in (str, Path) and isinstance(value, str):
             return option(value)
+        if typing.get_origin(option) is tuple and isinstance(value, list):
+            item = typing.get_args(option)[0]
+            return tuple(_typed(v, item, where, f"{key}[{i}]") for i, v in enumerate(value))
     wanted = " or ".join(getattr(o, "__name__", str(o)) for o in options if o is not type(None))
     raise ConfigError(f'{where}: "{key}" must be {wanted}, got {type(value).__name__} {value!r}')
 

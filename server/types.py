@@ -47,6 +47,8 @@ class InferRequest:
     outputs: list[str] | None = None
     id: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)
+    timeout_s: float | None = None  # the caller's deadline, from now
+    protocol: str = ""  # "grpc" or "http", for metrics
 
 
 @dataclass(slots=True)

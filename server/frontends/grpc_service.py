@@ -90,8 +90,15 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ModelConfigResponse(config=config)
 
     @translate_errors
+    async def ModelStatistics(self, request: Any, context: Any) -> Any:
+        doc = self.service.statistics(request.name, request.version)
+        return json_format.ParseDict(doc, pb.ModelStatisticsResponse())
+
+    @translate_errors
     async def ModelInfer(self, request: Any, context: Any) -> Any:
         infer_request = grpc_codec.decode_request(request)
+        infer_request.protocol = "grpc"
+        infer_request.timeout_s = context.time_remaining()
         response = await self.service.infer(infer_request)
         return grpc_codec.encode_response(response)
 

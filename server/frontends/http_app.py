@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -87,6 +88,7 @@ def build_http_app(service: InferenceService, max_request_bytes: int) -> Starlet
         infer_request, choice = decode_request(
             body, request.headers.get(HEADER_LENGTH), params["name"], params.get("version", "")
         )
+        infer_request.protocol = "http"
         response = await service.infer(infer_request)
         content, header_length = encode_response(response, choice)
         if header_length is None:
@@ -97,18 +99,28 @@ def build_http_app(service: InferenceService, max_request_bytes: int) -> Starlet
             media_type="application/octet-stream",
         )
 
+    async def statistics(request: Request) -> Response:
+        params = request.path_params
+        return json_response(service.statistics(params.get("name", ""), params.get("version", "")))
+
+    async def prometheus(request: Request) -> Response:
+        return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
     model_path = "/v2/models/{name}"
     version_path = "/v2/models/{name}/versions/{version}"
     routes = [
         Route("/v2/health/live", live, methods=["GET"]),
         Route("/v2/health/ready", ready, methods=["GET"]),
         Route("/v2", server_metadata, methods=["GET"]),
+        Route("/metrics", prometheus, methods=["GET"]),
+        Route("/v2/models/stats", statistics, methods=["GET"]),  # before /v2/models/{name}
     ]
     for base in (model_path, version_path):
         routes += [
             Route(base, model_metadata, methods=["GET"]),
             Route(base + "/ready", model_ready, methods=["GET"]),
             Route(base + "/config", model_config, methods=["GET"]),
+            Route(base + "/stats", statistics, methods=["GET"]),
             Route(base + "/infer", infer, methods=["POST"]),
         ]
     return Starlette(

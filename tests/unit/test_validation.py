@@ -186,7 +186,7 @@ def runtimes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, Ort
 def _store(runtimes: dict[int, OrtRuntime], ready: dict[int, bool]) -> ModelStore:
     return ModelStore(
         [
-            ModelVersion("s", v, runtimes[v], ModelConfig(), is_ready)
+            ModelVersion("s", v, runtimes[v], ModelConfig(), is_ready=is_ready)
             for v, is_ready in ready.items()
         ]
     )
@@ -242,9 +242,9 @@ def test_version_not_ready_is_model_not_ready(runtimes: dict[int, OrtRuntime]) -
 def test_store_lists_names_and_versions_in_order(runtimes: dict[int, OrtRuntime]) -> None:
     store = ModelStore(
         [
-            ModelVersion("s", 3, runtimes[3], ModelConfig(), True),
-            ModelVersion("b", 2, runtimes[2], ModelConfig(), True),
-            ModelVersion("s", 1, runtimes[1], ModelConfig(), False),
+            ModelVersion("s", 3, runtimes[3], ModelConfig(), is_ready=True),
+            ModelVersion("b", 2, runtimes[2], ModelConfig(), is_ready=True),
+            ModelVersion("s", 1, runtimes[1], ModelConfig(), is_ready=False),
         ]
     )
     assert store.names() == ["b", "s"]

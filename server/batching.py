@@ -1,0 +1,272 @@
+"""Batcher: one per loaded model version, turning many small requests into few model runs.
+
+Requests queue on the event loop. Whenever a model instance is free, the batcher takes the
+oldest request and every queued request with the same non-batch dims, whole, up to
+``max_batch_size`` rows (cut back to a preferred size where one fits), and hands them to a
+runtime thread, which concatenates, runs and splits. With ``max_queue_delay_us`` > 0 a batch
+smaller than its target waits that long for company. A full queue rejects at once
+(Overloaded); a request whose deadline passes while queued leaves with DeadlineExceeded; a
+cancelled caller leaves the queue. If a batch fails, its requests are run one by one so only
+the one that breaks the model fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import DeadlineExceeded, InternalError, Overloaded, ServeError
+from .metrics import ModelMetrics
+from .runtime import OrtRuntime
+from .settings import BatchingConfig
+from .stats import ModelStats
+from .types import Array, ModelSignature
+
+log = logging.getLogger(__name__)
+Outputs = dict[str, Array]
+
+
+@dataclass(slots=True, eq=False)
+class Pending:
+    """One request waiting for, or in, a model run."""
+
+    inputs: dict[str, Array]
+    output_names: list[str]
+    rows: int
+    key: tuple[tuple[int, ...], ...]
+    future: asyncio.Future[Outputs]
+    enqueued_ns: int
+    dispatched_ns: int = 0
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a runtime thread hands back for one batch."""
+
+    results: list[Outputs | ServeError] = field(default_factory=list)
+    input_ns: int = 0
+    infer_ns: int = 0
+    output_ns: int = 0
+
+
+class Batcher:
+    """The queue and scheduler of one model version; ``infer`` is its only entry."""
+
+    def __init__(
+        self,
+        label: str,
+        runtime: OrtRuntime,
+        signature: ModelSignature,
+        config: BatchingConfig,
+        stats: ModelStats,
+        metrics: ModelMetrics,
+    ) -> None:
+        self.label = label
+        self._runtime = runtime
+        self._combine = config.enabled and signature.max_batch_size > 0
+        self._max_rows = signature.max_batch_size
+        self._delay_s = config.max_queue_delay_us / 1e6
+        self._preferred = sorted(config.preferred_batch_sizes)
+        self._max_queue = config.max_queue_size
+        self._timeout_s = config.timeout_ms / 1000 if config.timeout_ms else None
+        self._inputs = [spec.name for spec in signature.inputs]
+        self._outputs = [spec.name for spec in signature.outputs]
+        self._stats = stats
+        self._metrics = metrics
+        self._queue: deque[Pending] = deque()
+        self._free = runtime.instances
+        self._delay_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    async def infer(
+        self, inputs: dict[str, Array], output_names: list[str], rows: int, timeout_s: float | None
+    ) -> Outputs:
+        """Queue one validated request and wait for its outputs."""
+        if len(self._queue) >= self._max_queue:
+            raise Overloaded(
+                f"{self.label}: queue is full ({self._max_queue} requests waiting); retry later"
+            )
+        if self._timeout_s is not None and (timeout_s is None or self._timeout_s < timeout_s):
+            timeout_s = self._timeout_s
+        loop = asyncio.get_running_loop()
+        key = tuple(inputs[n].shape[1:] for n in self._inputs) if self._combine else ()
+        pending = Pending(
+            inputs, output_names, rows, key, loop.create_future(), time.perf_counter_ns()
+        )
+        if timeout_s is not None:
+            pending.timer = loop.call_later(max(timeout_s, 0.0), self._expire, pending)
+        self._queue.append(pending)
+        self._dispatch()
+        try:
+            return await pending.future
+        except asyncio.CancelledError:
+            self._leave(pending)
+            raise
+
+    def _leave(self, pending: Pending) -> None:
+        if pending.timer is not None:
+            pending.timer.cancel()
+        try:
+            self._queue.remove(pending)
+        except ValueError:
+            pass  # already taken into a batch
+
+    def _expire(self, pending: Pending) -> None:
+        try:
+            self._queue.remove(pending)
+        except ValueError:
+            return  # already running: let it finish
+        if not pending.future.done():
+            waited_ms = (time.perf_counter_ns() - pending.enqueued_ns) / 1e6
+            pending.future.set_exception(
+                DeadlineExceeded(f"{self.label}: deadline passed after {waited_ms:.1f} ms in queue")
+            )
+
+    def _dispatch(self) -> None:
+        while self._free > 0 and self._queue:
+            if self._should_wait():
+                return
+            batch = self._take()
+            self._free -= 1
+            now = time.perf_counter_ns()
+            for pending in batch:
+                pending.dispatched_ns = now
+                if pending.timer is not None:
+                    pending.timer.cancel()
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(self._runtime.executor, self._execute, batch)
+            future.add_done_callback(functools.partial(self._finish, batch))
+
+    def _should_wait(self) -> bool:
+        """Hold a small batch back while its oldest request is younger than the delay."""
+        if not self._combine or self._delay_s <= 0:
+            return False
+        oldest = self._queue[0]
+        age_s = (time.perf_counter_ns() - oldest.enqueued_ns) / 1e9
+        if age_s >= self._delay_s:
+            return False
+        target = self._preferred[-1] if self._preferred else self._max_rows
+        rows = sum(p.rows for p in self._queue if p.key == oldest.key)
+        if rows >= target:
+            return False
+        if self._delay_timer is None or self._delay_timer.cancelled():
+            loop = asyncio.get_running_loop()
+            self._delay_timer = loop.call_later(self._delay_s - age_s, self._on_delay)
+        return True
+
+    def _on_delay(self) -> None:
+        self._delay_timer = None
+        self._dispatch()
+
+    def _take(self) -> list[Pending]:
+        """The oldest request and its compatible followers, whole, within the row limit."""
+        first = self._queue.popleft()
+        batch = [first]
+        if not self._combine:
+            return batch
+        rows = first.rows
+        skipped: list[Pending] = []
+        while self._queue and rows < self._max_rows:
+            pending = self._queue.popleft()
+            if pending.key == first.key and rows + pending.rows <= self._max_rows:
+                batch.append(pending)
+                rows += pending.rows
+            else:
+                skipped.append(pending)
+                if pending.key == first.key:
+                    break  # the next one of this shape does not fit: keep order
+        if self._preferred:
+            batch = self._cut_to_preferred(batch, skipped)
+        self._queue.extendleft(reversed(skipped))
+        return batch
+
+    def _cut_to_preferred(self, batch: list[Pending], skipped: list[Pending]) -> list[Pending]:
+        """Drop trailing requests back to the longest prefix of a preferred size, if any."""
+        totals = np.cumsum([p.rows for p in batch])
+        for end in range(len(batch), 0, -1):
+            if int(totals[end - 1]) in self._preferred:
+                skipped[:0] = batch[end:]
+                return batch[:end]
+        return batch
+
+    def _execute(self, batch: list[Pending]) -> RunResult:
+        """In a runtime thread: concatenate, run, split; one by one if the batch fails."""
+        result = RunResult()
+        t0 = time.perf_counter_ns()
+        names = [n for n in self._outputs if any(n in p.output_names for p in batch)]
+        if len(batch) == 1:
+            feeds = batch[0].inputs
+        else:
+            feeds = {n: np.concatenate([p.inputs[n] for p in batch]) for n in self._inputs}
+        t1 = time.perf_counter_ns()
+        try:
+            outputs = self._runtime.run_sync(feeds, names)
+        except Exception as error:
+            if len(batch) > 1:
+                log.warning(
+                    "%s: batch of %d failed (%s); retrying alone", self.label, len(batch), error
+                )
+                return self._execute_alone(batch)
+            result.results.append(InternalError(f"{self.label}: model run failed: {error}"))
+            return result
+        t2 = time.perf_counter_ns()
+        if len(batch) == 1:
+            result.results.append(dict(zip(names, outputs, strict=True)))
+        else:
+            start = 0
+            for pending in batch:
+                end = start + pending.rows
+                result.results.append(
+                    {n: out[start:end] for n, out in zip(names, outputs, strict=True)}
+                )
+                start = end
+        t3 = time.perf_counter_ns()
+        result.input_ns, result.infer_ns, result.output_ns = t1 - t0, t2 - t1, t3 - t2
+        return result
+
+    def _execute_alone(self, batch: list[Pending]) -> RunResult:
+        combined = RunResult()
+        for pending in batch:
+            single = self._execute([pending])
+            combined.results.extend(single.results)
+            combined.input_ns += single.input_ns
+            combined.infer_ns += single.infer_ns
+            combined.output_ns += single.output_ns
+        return combined
+
+    def _finish(self, batch: list[Pending], future: asyncio.Future[RunResult]) -> None:
+        self._free += 1
+        try:
+            run = future.result()
+        except BaseException as error:  # the executor itself failed
+            run = RunResult([InternalError(f"{self.label}: {error}")] * len(batch))
+        rows = sum(p.rows for p in batch)
+        self._stats.record_batch(len(batch), rows, run.input_ns, run.infer_ns, run.output_ns)
+        self._metrics.batch_size.observe(rows)
+        self._metrics.compute_seconds.observe((run.input_ns + run.infer_ns + run.output_ns) / 1e9)
+        queue_stage = self._stats.stages["queue"]
+        for pending, outcome in zip(batch, run.results, strict=True):
+            waited = pending.dispatched_ns - pending.enqueued_ns
+            queue_stage.add(waited)
+            self._metrics.queue_seconds.observe(waited / 1e9)
+            if pending.future.done():
+                continue  # the caller went away
+            if isinstance(outcome, ServeError):
+                pending.future.set_exception(outcome)
+            else:
+                pending.future.set_result(outcome)
+        self._dispatch()
+
+    def details(self) -> dict[str, Any]:
+        return {"queue_depth": len(self._queue), "free_instances": self._free}
