@@ -51,7 +51,7 @@ def _load_version(
         source.config.batching.max_batch_size,
     )
     model = ModelVersion(source.name, version, runtime, source.config)
-    model.batcher = Batcher(
+    batcher = model.batcher = Batcher(
         f'model "{source.name}" version {version}',
         runtime,
         runtime.signature,
@@ -60,7 +60,9 @@ def _load_version(
         metrics.for_model(source.name, version),
     )
     warm_up(model)
-    metrics.model_ready.labels(source.name, str(version)).set(1)
+    labels = (source.name, str(version))
+    metrics.model_ready.labels(*labels).set(1)
+    metrics.queue_depth.labels(*labels).set_function(lambda: batcher.queue_depth)
     log.info(
         "loaded %s version %d on %s (max_batch_size %d)",
         source.name,

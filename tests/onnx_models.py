@@ -103,3 +103,44 @@ def build_repository(repo: Path) -> Path:
     scale(repo, "scale", 2, 2.0)
     (repo / "add_sub" / "config.toml").write_text("[batching]\nmax_batch_size = 8\n")
     return repo
+
+
+def slow(repo: Path, name: str = "slow", size: int = 768, steps: int = 6) -> Path:
+    """y = x + 0 * (a chain of ``steps`` size×size MatMuls): real compute, tens of ms.
+
+    The matrix depends on the input, so ONNX Runtime cannot fold the work away at load.
+    """
+    shape = numpy_helper.from_array(np.array([size, size], dtype=np.int64), "shape")
+    zero = numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero")
+    small = numpy_helper.from_array(np.array(1e-3, dtype=np.float32), "small")
+    nodes = [
+        helper.make_node("ReduceSum", ["x"], ["total"], keepdims=0),
+        helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+        helper.make_node(
+            "ConstantOfShape",
+            ["shape"],
+            ["ones"],
+            value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0]),
+        ),
+        helper.make_node("Mul", ["ones", "small"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "nothing"], ["m0"]),
+    ]
+    for step in range(steps):
+        nodes.append(helper.make_node("MatMul", [f"m{step}", "m0"], [f"m{step + 1}"]))
+    nodes += [
+        helper.make_node("ReduceSum", [f"m{steps}"], ["sum"], keepdims=0),
+        helper.make_node("Mul", ["sum", "zero"], ["zeroed"]),
+        helper.make_node("Add", ["x", "zeroed"], ["y"]),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 1])
+    return save(_model(nodes, [x], [y], [shape, zero, small]), repo, name)
+
+
+def gather(repo: Path, name: str = "gather") -> Path:
+    """y = table[index], INT64 index [batch, 1] into a table of 10: 10 or more breaks the run."""
+    table = numpy_helper.from_array(np.arange(10, dtype=np.float32) * 10, "table")
+    nodes = [helper.make_node("Gather", ["table", "index"], ["y"])]
+    index = helper.make_tensor_value_info("index", TensorProto.INT64, ["batch", 1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 1])
+    return save(_model(nodes, [index], [y], [table]), repo, name)
