@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -89,6 +90,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         config = json_format.ParseDict(metadata.model_config(model), model_config_pb2.ModelConfig())
         return pb.ModelConfigResponse(config=config)
 
+    async def ModelStreamInfer(self, messages: AsyncIterator[bytes], context: Any) -> None:
+        await InferenceStream(self.service, context).serve(messages)
+
     @translate_errors
     async def ModelStatistics(self, request: Any, context: Any) -> Any:
         doc = self.service.statistics(request.name, request.version)
@@ -113,7 +117,12 @@ def inference_handlers(servicer: InferenceServicer) -> grpc.GenericRpcHandler:
     for method in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
         implementation = getattr(type(servicer), method.name, None)
         inherited = getattr(pb_grpc.GRPCInferenceServiceServicer, method.name, None)
-        if implementation is None or implementation is inherited or method.client_streaming:
+        if implementation is None or implementation is inherited:
+            continue
+        if method.client_streaming:  # parses each message itself
+            handlers[method.name] = grpc.stream_stream_rpc_method_handler(
+                getattr(servicer, method.name), response_serializer=_serialize
+            )
             continue
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
             _parsing(getattr(servicer, method.name), getattr(pb, method.input_type.name)),
@@ -139,6 +148,69 @@ def _parsing(handler: Callable[[Any, Any], Awaitable[Any]], message_type: Any) -
         return await handler(request, context)
 
     return parse_then_handle
+
+
+class InferenceStream:
+    """One ModelStreamInfer call: requests in, answers out as each finishes (any order).
+
+    Every request is a ModelInferRequest joining the same batches as unary calls; every answer
+    a ModelStreamInferResponse carrying the request's id, with errors in ``error_message`` so
+    the stream stays open.
+    """
+
+    def __init__(self, service: InferenceService, context: Any) -> None:
+        self.service = service
+        self.context = context
+        self.answers: asyncio.Queue[Any] = asyncio.Queue()
+        self.running: set[asyncio.Task[None]] = set()
+
+    async def serve(self, messages: AsyncIterator[bytes]) -> None:
+        reader = asyncio.create_task(self._read(messages))
+        try:
+            while (answer := await self.answers.get()) is not None:
+                await self.context.write(answer)
+        finally:
+            reader.cancel()
+            for task in list(self.running):
+                task.cancel()
+
+    async def _read(self, messages: AsyncIterator[bytes]) -> None:
+        async for data in messages:
+            task = asyncio.create_task(self._answer(data))
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+        if self.running:
+            await asyncio.wait(list(self.running))
+        self.answers.put_nowait(None)
+
+    async def _answer(self, data: bytes) -> None:
+        request_id = model_name = ""
+        try:
+            message = pb.ModelInferRequest.FromString(data)
+            request_id, model_name = message.id, message.model_name
+            infer_request = grpc_codec.decode_request(message)
+            infer_request.protocol = "grpc-stream"
+            infer_request.timeout_s = self.context.time_remaining()
+            response = await self.service.infer(infer_request)
+            answer = pb.ModelStreamInferResponse(
+                infer_response=grpc_codec.encode_response(response)
+            )
+        except (ServeError, DecodeError) as error:
+            text = str(error) if isinstance(error, ServeError) else f"malformed request: {error}"
+            answer = _stream_error(text, request_id, model_name)
+        except Exception as error:
+            log.exception("unhandled error in a ModelStreamInfer request")
+            answer = _stream_error(
+                f"internal error: {type(error).__name__}", request_id, model_name
+            )
+        self.answers.put_nowait(answer)
+
+
+def _stream_error(text: str, request_id: str, model_name: str) -> Any:
+    return pb.ModelStreamInferResponse(
+        error_message=text,
+        infer_response=pb.ModelInferResponse(id=request_id, model_name=model_name),
+    )
 
 
 async def build_grpc_server(
