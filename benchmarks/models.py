@@ -70,7 +70,10 @@ def mlp_model(sizes: tuple[int, ...], seed: int) -> onnx.ModelProto:
     for layer, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:], strict=False)):
         w = (rng.standard_normal((fan_in, fan_out)) / np.sqrt(fan_in)).astype(np.float32)
         b = (rng.standard_normal(fan_out) * 0.01).astype(np.float32)
-        weights += [numpy_helper.from_array(w, f"w{layer}"), numpy_helper.from_array(b, f"b{layer}")]
+        weights += [
+            numpy_helper.from_array(w, f"w{layer}"),
+            numpy_helper.from_array(b, f"b{layer}"),
+        ]
         last = layer == len(sizes) - 2
         gemm_out = "y" if last else f"h{layer}"
         nodes.append(helper.make_node("Gemm", [current, f"w{layer}", f"b{layer}"], [gemm_out]))

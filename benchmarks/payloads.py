@@ -72,7 +72,9 @@ def _inputs(model: str, rows: int, seed: int) -> list[tuple[str, str, list[int],
     out = []
     for t in SIGNATURES[model].inputs:
         shape = [rows, *t.dims]
-        out.append((t.name, t.datatype, shape, rng.standard_normal(shape).astype(DTYPES[t.datatype])))
+        out.append(
+            (t.name, t.datatype, shape, rng.standard_normal(shape).astype(DTYPES[t.datatype]))
+        )
     return out
 
 
@@ -85,7 +87,9 @@ def grpc_request(model: str, rows: int, seed: int = 0) -> bytes:
     return message.SerializeToString()
 
 
-def http_request(model: str, rows: int, binary: bool, seed: int = 0) -> tuple[bytes, dict[str, str]]:
+def http_request(
+    model: str, rows: int, binary: bool, seed: int = 0
+) -> tuple[bytes, dict[str, str]]:
     """An infer body and its extra headers, JSON or binary extension."""
     entries, tail = [], []
     for name, datatype, shape, array in _inputs(model, rows, seed):

@@ -72,6 +72,21 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"on shutdown, how long work in flight may take (default {defaults.drain_timeout_s})",
     )
     serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="run N server processes sharing both ports (SO_REUSEPORT) under one parent that "
+        "restarts any that dies; for a CPU-bound front end on a many-core host, not for a GPU "
+        "model whose memory must not be duplicated "
+        f"(default {defaults.workers})",
+    )
+    serve.add_argument(
+        "--reuse-port",
+        action="store_const",
+        const=True,
+        help="bind both ports with SO_REUSEPORT, so several processes can share them",
+    )
+    serve.add_argument(
         "--log-level",
         choices=["debug", "info", "warning", "error"],
         help=f"log level (default {defaults.log_level})",
@@ -90,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
                 "no model repository: pass --model-repository DIR "
                 f"or set {ENV_PREFIX}MODEL_REPOSITORY"
             )
+        if settings.workers > 1:
+            from .workers import run_workers
+
+            return run_workers(settings)
         from .app import run
 
         return run(settings)

@@ -92,20 +92,23 @@ async def load_models(settings: Settings, metrics: Metrics) -> ModelStore:
     return ModelStore(loaded)
 
 
-def _bind_http(host: str, port: int) -> socket.socket:
+def bind_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (not yet listening)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as error:
         sock.close()
-        raise OSError(f"cannot bind HTTP to {host}:{port}: {error.strerror}") from None
+        raise OSError(f"cannot bind {host}:{port}: {error.strerror}") from None
     sock.set_inheritable(True)
     return sock
 
 
-def _address(host: str, port: int) -> str:
+def address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
@@ -126,9 +129,13 @@ class App:
         store = await load_models(settings, metrics)
         service = InferenceService(store, metrics)
         grpc_server, grpc_port, health = await build_grpc_server(
-            service, settings.host, settings.grpc_port, settings.max_request_bytes
+            service,
+            settings.host,
+            settings.grpc_port,
+            settings.max_request_bytes,
+            settings.reuse_port,
         )
-        http_socket = _bind_http(settings.host, settings.http_port)
+        http_socket = bind_socket(settings.host, settings.http_port, settings.reuse_port)
         http_port = http_socket.getsockname()[1]
         http = _HttpServer(
             uvicorn.Config(
@@ -152,8 +159,8 @@ class App:
             service.is_accepting = True
             await set_health(health, service)
             print(
-                f"ortserve ready http={_address(settings.host, http_port)} "
-                f"grpc={_address(settings.host, grpc_port)}",
+                f"ortserve ready http={address(settings.host, http_port)} "
+                f"grpc={address(settings.host, grpc_port)}",
                 flush=True,
             )
             await self._stop.wait()

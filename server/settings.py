@@ -37,8 +37,12 @@ class Settings:
     device: str = "auto"
     log_level: str = "info"
     drain_timeout_s: float = 30.0
+    workers: int = 1
+    reuse_port: bool = False  # SO_REUSEPORT on both ports (set for every worker of --workers)
 
     def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ConfigError(f"workers: {self.workers} must be at least 1")
         for name in ("http_port", "grpc_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
@@ -164,6 +168,10 @@ def _typed(value: Any, hint: Any, where: str, key: str) -> Any:
 def _from_text(text: str, hint: Any, key: str) -> Any:
     """Coerce an environment variable's text to the field's type."""
     options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if bool in options:
+        if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
+            raise ConfigError(f"{key}: {text!r} is not a boolean (true or false)")
+        return text.lower() in ("1", "true", "yes")
     if int in options:
         try:
             return int(text)

@@ -214,14 +214,14 @@ def _stream_error(text: str, request_id: str, model_name: str) -> Any:
 
 
 async def build_grpc_server(
-    service: InferenceService, host: str, port: int, max_message_bytes: int
+    service: InferenceService, host: str, port: int, max_message_bytes: int, reuse_port: bool
 ) -> tuple[grpc.aio.Server, int, HealthServicer]:
     """A grpc.aio server bound to ``host:port`` (0 picks one); returns it, its port, health."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", int(reuse_port)),
         ]
     )
     server.add_generic_rpc_handlers((inference_handlers(InferenceServicer(service)),))

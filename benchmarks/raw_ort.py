@@ -1,0 +1,133 @@
+"""The ceiling: the model run in-process with ONNX Runtime, no server in the way.
+
+For batch sizes 1, 2, 4, ... up to ``--max-batch`` (default 256, 64 for ``large_mlp``), runs
+the model back to back for ``--seconds`` after a short warm-up and records samples/s,
+batches/s and the p50/p99 latency of one run. CPU provider with ONNX Runtime's default
+threads, or ``--device cuda`` (CUDAExecutionProvider). Prints JSON.
+
+Example: ``python -m benchmarks.raw_ort --model repo/small_mlp/1/model.onnx``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from .latency import percentiles_ms
+
+ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64}
+LARGE_MODELS = ("large_mlp",)
+
+
+def providers(device: str) -> list[str]:
+    """ONNX Runtime providers for ``cpu`` or ``cuda``; raises RuntimeError without CUDA."""
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise RuntimeError("this ONNX Runtime has no CUDAExecutionProvider")
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def feeds(session: ort.InferenceSession, batch: int) -> dict[str, np.ndarray]:
+    """Random inputs of ``batch`` rows for every input of ``session``."""
+    rng = np.random.default_rng(0)
+    out = {}
+    for arg in session.get_inputs():
+        shape = [batch, *(d if isinstance(d, int) else 1 for d in arg.shape[1:])]
+        out[arg.name] = rng.standard_normal(shape).astype(ONNX_DTYPES.get(arg.type, np.float32))
+    return out
+
+
+def measure_batch(
+    session: ort.InferenceSession, batch: int, seconds: float, warmup_s: float
+) -> dict[str, Any]:
+    """Run ``session`` on ``batch`` rows back to back for ``seconds``."""
+    inputs = feeds(session, batch)
+    deadline = time.perf_counter() + warmup_s
+    while time.perf_counter() < deadline:
+        session.run(None, inputs)
+    latencies = []
+    start = time.perf_counter()
+    end = start + seconds
+    now = start
+    while now < end:
+        session.run(None, inputs)
+        done = time.perf_counter()
+        latencies.append(done - now)
+        now = done
+    elapsed = now - start
+    percentiles = percentiles_ms(latencies, 1.0)
+    return {
+        "batch": batch,
+        "runs": len(latencies),
+        "samples_per_s": round(batch * len(latencies) / elapsed, 1),
+        "batches_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": percentiles["p50"],
+        "p99_ms": percentiles["p99"],
+    }
+
+
+def batch_sizes(max_batch: int) -> list[int]:
+    sizes, size = [], 1
+    while size <= max_batch:
+        sizes.append(size)
+        size *= 2
+    return sizes
+
+
+def measure_model(
+    path: Path | str,
+    max_batch: int,
+    seconds: float = 2.0,
+    warmup_s: float = 0.5,
+    device: str = "cpu",
+    sizes: list[int] | None = None,
+) -> dict[str, Any]:
+    """Every batch size of one model, and the best samples/s among them."""
+    session = ort.InferenceSession(str(path), providers=providers(device))
+    points = [measure_batch(session, b, seconds, warmup_s) for b in sizes or batch_sizes(max_batch)]
+    best = max(points, key=lambda p: p["samples_per_s"])
+    return {
+        "model": str(path),
+        "device": device,
+        "providers": session.get_providers(),
+        "points": points,
+        "best_samples_per_s": best["samples_per_s"],
+        "best_batch": best["batch"],
+    }
+
+
+def default_max_batch(path: Path | str) -> int:
+    return 64 if any(name in str(path) for name in LARGE_MODELS) else 256
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.raw_ort",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", required=True, type=Path, help="an ONNX file")
+    parser.add_argument("--max-batch", type=int, help="default 256 (64 for large_mlp)")
+    parser.add_argument(
+        "--batches", type=int, nargs="+", help="exact batch sizes instead of 1, 2, 4, ..."
+    )
+    parser.add_argument("--seconds", type=float, default=2.0, help="per batch size")
+    parser.add_argument("--warmup-s", type=float, default=0.5, help="per batch size")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    args = parser.parse_args()
+    max_batch = args.max_batch or default_max_batch(args.model)
+    result = measure_model(
+        args.model, max_batch, args.seconds, args.warmup_s, args.device, args.batches
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

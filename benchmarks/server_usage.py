@@ -1,0 +1,74 @@
+"""What a server spent during a run: CPU seconds of its processes (and all their
+descendants, for multi-process servers) from ``/proc``, and its success/fail counts from the
+V2 statistics endpoint (``GET /v2/models/{name}/stats``, Triton's JSON) when it answers 200."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int | str) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()  # fields from 3 (state) on
+
+
+def process_cpu_s(pid: int | str) -> float:
+    """utime + stime of one live process in seconds (0 if it is gone)."""
+    fields = _stat_fields(pid)
+    return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / TICKS_PER_S
+
+
+def process_tree(pids: list[int]) -> set[int]:
+    """``pids`` and every live descendant of them."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (fields := _stat_fields(entry)) is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = set(), list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo += children.get(pid, [])
+    return found
+
+
+def tree_cpu_s(pids: list[int]) -> float:
+    """CPU seconds used so far by ``pids`` and their live descendants."""
+    return sum(process_cpu_s(pid) for pid in process_tree(pids))
+
+
+@dataclass(frozen=True)
+class InferCounts:
+    """Cumulative successful and failed inferences of one model (all its versions)."""
+
+    success: int
+    fail: int
+
+
+def infer_counts(http: str | None, model: str, timeout_s: float = 5.0) -> InferCounts | None:
+    """The model's counts from ``http`` (HOST:PORT), or None when the server has no
+    statistics endpoint (anything but a 200 with Triton's JSON)."""
+    if http is None:
+        return None
+    url = f"http://{http}/v2/models/{model}/stats"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            doc = json.load(response)
+        stats = [s["inference_stats"] for s in doc["model_stats"]]
+        return InferCounts(
+            success=sum(int(s["success"]["count"]) for s in stats),
+            fail=sum(int(s["fail"]["count"]) for s in stats),
+        )
+    except (OSError, ValueError, KeyError, TypeError, urllib.error.URLError):
+        return None

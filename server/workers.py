@@ -1,0 +1,148 @@
+"""``--workers N``: N complete server processes sharing both ports under one parent.
+
+Each worker is an ordinary ``ortserve serve`` (its own batchers and sessions) binding the
+HTTP and gRPC ports with SO_REUSEPORT, so the kernel spreads connections over them. The
+parent reserves the ports (port 0 becomes a real one, the same for all), starts the workers,
+prints the ready line once every worker is ready, restarts a worker that dies, and forwards
+SIGTERM / SIGINT so that each drains before the parent exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import signal
+import sys
+import time
+from typing import Any
+
+from .app import address, bind_socket
+from .settings import Settings
+
+log = logging.getLogger("ortserve.workers")
+RESTART_DELAY_S = (0.5, 1, 2, 5, 10)  # backoff while a worker keeps dying
+
+
+def worker_command(settings: Settings) -> list[str]:
+    """The command line of one worker: every setting as a flag, one process, shared ports."""
+    args = [sys.executable, "-m", "server", "serve"]
+    for field in dataclasses.fields(Settings):
+        value = getattr(settings, field.name)
+        flag = "--" + field.name.replace("_", "-")
+        if field.name in ("workers", "reuse_port") or value is None:
+            continue
+        args += [flag, str(value)]
+    return [*args, "--workers", "1", "--reuse-port"]
+
+
+class Supervisor:
+    """Starts, watches and stops the worker processes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.command = worker_command(settings)
+        self.processes: dict[int, asyncio.subprocess.Process] = {}
+        self.ready: dict[int, asyncio.Event] = {}
+        self.stopping = False
+        self.failures = 0
+
+    async def start(self, index: int) -> None:
+        process = await asyncio.create_subprocess_exec(
+            *self.command, stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL
+        )
+        self.processes[index] = process
+        self.ready[index] = asyncio.Event()
+        asyncio.create_task(self._pump(index, process))
+
+    async def _pump(self, index: int, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            line = raw.decode(errors="replace")
+            if line.startswith("ortserve ready "):
+                self.ready[index].set()
+            else:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+
+    async def watch(self, index: int) -> int:
+        """Wait for worker ``index`` to exit; restart it unless the server is stopping."""
+        while True:
+            started = time.monotonic()
+            code = await self.processes[index].wait()
+            if self.stopping:
+                return 0 if code == -signal.SIGTERM else code  # stopped while starting
+            if time.monotonic() - started > 60:
+                self.failures = 0  # it had been healthy: restart at once
+            delay = RESTART_DELAY_S[min(self.failures, len(RESTART_DELAY_S) - 1)]
+            self.failures += 1
+            log.error("worker %d exited with code %d; restarting in %ss", index, code, delay)
+            await asyncio.sleep(delay)
+            if self.stopping:
+                return 0
+            await self.start(index)
+
+    def signal_all(self, sig: int) -> None:
+        for process in self.processes.values():
+            if process.returncode is None:
+                process.send_signal(sig)
+
+
+async def supervise(settings: Settings) -> int:
+    host = settings.host
+    # Reserve the ports for the workers' lifetime: bound, never listening, so the kernel
+    # never hands this socket a connection.
+    http = bind_socket(host, settings.http_port, reuse_port=True)
+    grpc = bind_socket(host, settings.grpc_port, reuse_port=True)
+    ports = dataclasses.replace(
+        settings, http_port=http.getsockname()[1], grpc_port=grpc.getsockname()[1]
+    )
+    supervisor = Supervisor(ports)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    for index in range(settings.workers):
+        await supervisor.start(index)
+    started = await _wait_started(supervisor, stop)
+    watchers: list[asyncio.Future[int]] = []
+    code = 0
+    if started:
+        watchers = [asyncio.ensure_future(supervisor.watch(i)) for i in range(settings.workers)]
+        print(
+            f"ortserve ready http={address(host, ports.http_port)} "
+            f"grpc={address(host, ports.grpc_port)}",
+            flush=True,
+        )
+        await stop.wait()
+    else:
+        code = next((p.returncode for p in supervisor.processes.values() if p.returncode), 0)
+    supervisor.stopping = True
+    supervisor.signal_all(signal.SIGTERM)
+    codes = await asyncio.gather(*watchers)
+    for process in supervisor.processes.values():
+        await process.wait()
+    http.close()
+    grpc.close()
+    return code or next((c for c in codes if c), 0)
+
+
+async def _wait_started(supervisor: Supervisor, stop: asyncio.Event) -> bool:
+    """True once every worker is ready; False if one exits first or a signal comes."""
+    ready = asyncio.ensure_future(asyncio.gather(*(e.wait() for e in supervisor.ready.values())))
+    others: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
+    others += [asyncio.ensure_future(p.wait()) for p in supervisor.processes.values()]
+    await asyncio.wait([ready, *others], return_when=asyncio.FIRST_COMPLETED)
+    for future in (ready, *others):
+        future.cancel()
+    return ready.done() and not ready.cancelled() and not stop.is_set()
+
+
+def run_workers(settings: Settings) -> int:
+    """Run ``settings.workers`` worker processes until SIGTERM / SIGINT; the exit code."""
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return asyncio.run(supervise(settings))
