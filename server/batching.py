@@ -84,6 +84,7 @@ class Batcher:
         self._queue: deque[Pending] = deque()
         self._free = runtime.instances
         self._delay_timer: asyncio.TimerHandle | None = None
+        self._dispatch_scheduled = False
 
     @property
     def queue_depth(self) -> int:
@@ -107,7 +108,10 @@ class Batcher:
         if timeout_s is not None:
             pending.timer = loop.call_later(max(timeout_s, 0.0), self._expire, pending)
         self._queue.append(pending)
-        self._dispatch()
+        if not self._dispatch_scheduled:
+            # dispatch after this loop iteration: requests that arrive together batch together
+            self._dispatch_scheduled = True
+            loop.call_soon(self._scheduled_dispatch)
         try:
             return await pending.future
         except asyncio.CancelledError:
@@ -132,6 +136,10 @@ class Batcher:
             pending.future.set_exception(
                 DeadlineExceeded(f"{self.label}: deadline passed after {waited_ms:.1f} ms in queue")
             )
+
+    def _scheduled_dispatch(self) -> None:
+        self._dispatch_scheduled = False
+        self._dispatch()
 
     def _dispatch(self) -> None:
         while self._free > 0 and self._queue:

@@ -7,11 +7,13 @@ awaits the executor. The model's signature is read from the graph and tightened 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnxruntime as ort
 
 from .datatypes import BY_ONNX
@@ -28,6 +30,11 @@ _OPTIMIZATION = {
     "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
+
+
+def default_intra_op_threads() -> int:
+    """All cores but one, which the event loop (front ends, batchers) needs for itself."""
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def resolve_providers(device: str) -> list[Any]:
@@ -55,9 +62,12 @@ class OrtRuntime:
         self.providers = resolve_providers(config.device or device)
         options = ort.SessionOptions()
         options.graph_optimization_level = _OPTIMIZATION[config.graph_optimization]
-        options.intra_op_num_threads = config.intra_op_threads
+        options.intra_op_num_threads = config.intra_op_threads or default_intra_op_threads()
         options.inter_op_num_threads = config.inter_op_threads
         options.log_severity_level = 3
+        spin = "1" if config.allow_spinning else "0"
+        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        options.add_session_config_entry("session.inter_op.allow_spinning", spin)
         self._sessions: queue.SimpleQueue[ort.InferenceSession] = queue.SimpleQueue()
         first = self._load(options)
         self._sessions.put(first)
@@ -65,6 +75,10 @@ class OrtRuntime:
             self._sessions.put(self._load(options))
         self.signature = read_signature(first, max_batch_size, path)
         self.device = "cuda" if "CUDAExecutionProvider" in first.get_providers() else "cpu"
+        self._device_id = int((config.device or device).partition(":")[2] or 0)
+        self._string_outputs = {
+            spec.name for spec in self.signature.outputs if spec.datatype.name == "BYTES"
+        }
         self.instances = config.instances
         self.executor = ThreadPoolExecutor(config.instances, thread_name_prefix="ort")
 
@@ -78,10 +92,28 @@ class OrtRuntime:
         """Run the model in the calling thread on a free session."""
         session = self._sessions.get()
         try:
+            if self.device == "cuda":
+                return self._run_bound(session, feeds, output_names)
             outputs: list[Array] = session.run(output_names, feeds)
             return outputs
         finally:
             self._sessions.put(session)
+
+    def _run_bound(
+        self, session: ort.InferenceSession, feeds: dict[str, Array], output_names: list[str]
+    ) -> list[Array]:
+        """CUDA with IO binding: each input copied to the device once, each output back once."""
+        binding = session.io_binding()
+        for name, array in feeds.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(array))
+        for name in output_names:
+            if name in self._string_outputs:  # string tensors live in host memory
+                binding.bind_output(name, "cpu")
+            else:
+                binding.bind_output(name, "cuda", self._device_id)
+        session.run_with_iobinding(binding)
+        outputs: list[Array] = binding.copy_outputs_to_cpu()
+        return outputs
 
     def close(self) -> None:
         """Wait for running work, then release the threads."""

@@ -89,8 +89,9 @@ class RuntimeConfig:
 
     device: str | None = None  # None: the server's default device
     instances: int = 1
-    intra_op_threads: int = 0  # 0: ONNX Runtime's choice
-    inter_op_threads: int = 0
+    intra_op_threads: int = 0  # 0: all cores but one (the event loop's)
+    inter_op_threads: int = 0  # 0: ONNX Runtime's choice
+    allow_spinning: bool = False  # idle ORT threads spinning would take the front end's CPU
     graph_optimization: str = "all"
 
     def __post_init__(self) -> None:
