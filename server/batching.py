@@ -94,7 +94,7 @@ class Batcher:
         self, inputs: dict[str, Array], output_names: list[str], rows: int, timeout_s: float | None
     ) -> Outputs:
         """Queue one validated request and wait for its outputs."""
-        if len(self._queue) >= self._max_queue:
+        if len(self._queue) >= self._max_queue + self._free:  # free instances take some now
             raise Overloaded(
                 f"{self.label}: queue is full ({self._max_queue} requests waiting); retry later"
             )
