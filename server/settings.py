@@ -25,7 +25,7 @@ DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 GRAPH_OPTIMIZATIONS = ("disable", "basic", "extended", "all")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """Everything the server process is told; built once, passed down."""
 
@@ -56,7 +56,7 @@ class Settings:
             )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BatchingConfig:
     """``[batching]``: how requests of one model version share model runs."""
 
@@ -83,7 +83,7 @@ class BatchingConfig:
             )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RuntimeConfig:
     """``[runtime]``: where and how ONNX Runtime runs the model."""
 
@@ -108,7 +108,7 @@ class RuntimeConfig:
             )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ModelConfig:
     """A model's ``config.toml``; every section is optional."""
 

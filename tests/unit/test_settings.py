@@ -243,7 +243,13 @@ def test_model_config_file(tmp_path: Path) -> None:
     )
     config = load_model_config(path)
     assert config.batching == BatchingConfig(max_batch_size=8)
-    assert config.runtime == RuntimeConfig("cpu", 2, 3, 1, "basic")
+    assert config.runtime == RuntimeConfig(
+        device="cpu",
+        instances=2,
+        intra_op_threads=3,
+        inter_op_threads=1,
+        graph_optimization="basic",
+    )
 
 
 def test_model_config_unknown_section_names_it_and_the_file(tmp_path: Path) -> None:
