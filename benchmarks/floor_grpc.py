@@ -24,9 +24,14 @@ import uvloop
 
 from server._proto import grpc_service_pb2 as pb
 
-from .payloads import OutputSpec, grpc_response, parse_output_spec, stream_response_with_id
+from .payloads import (
+    GRPC_SERVICE,
+    OutputSpec,
+    grpc_response,
+    parse_output_spec,
+    stream_response_with_id,
+)
 
-SERVICE = "inference.GRPCInferenceService"
 MAX_MESSAGE_BYTES = 64 * 2**20
 
 
@@ -72,7 +77,7 @@ def build_handler(responses: PrebuiltResponses) -> grpc.GenericRpcHandler:
             yield responses.stream(parse(data))
 
     return grpc.method_handlers_generic_handler(
-        SERVICE,
+        GRPC_SERVICE,
         {
             "ModelInfer": grpc.unary_unary_rpc_method_handler(model_infer),
             "ModelStreamInfer": grpc.stream_stream_rpc_method_handler(model_stream_infer),

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import signal
 import socket
+from collections.abc import Iterator
 
 import uvicorn
 import uvloop
@@ -38,6 +41,14 @@ def build_app(model: str, outputs: list[OutputSpec], rows: int) -> Starlette:
     return Starlette(routes=[Route("/v2/models/{name}/infer", infer, methods=["POST"])])
 
 
+class QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling (it re-raises SIGTERM on the way out)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def serve(host: str, port: int, app: Starlette) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -45,7 +56,10 @@ async def serve(host: str, port: int, app: Starlette) -> None:
     config = uvicorn.Config(
         app, http="httptools", loop="none", lifespan="off", access_log=False, log_level="warning"
     )
-    server = uvicorn.Server(config)
+    server = QuietServer(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, setattr, server, "should_exit", True)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():

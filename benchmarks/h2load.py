@@ -15,6 +15,7 @@ import shutil
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-INFER_PATH = "/inference.GRPCInferenceService/ModelInfer"
+from .payloads import INFER_PATH
+
+GRACE_S = 60.0  # past its duration, h2load is killed
 GRPC_HEADERS = ("content-type: application/grpc", "te: trailers")
 
 
@@ -84,9 +87,12 @@ def run(
         output_path = Path(folder, "output.txt")
         with output_path.open("wb") as output_file:
             process = subprocess.Popen(args, stdout=output_file, stderr=subprocess.STDOUT)
+        watchdog = threading.Timer(warmup_s + duration_s + GRACE_S, process.kill)
+        watchdog.start()
         time.sleep(warmup_s)
         on_measure()
         _, status, usage = os.wait4(process.pid, 0)
+        watchdog.cancel()
         process.returncode = os.waitstatus_to_exitcode(status)
         wall_s = time.perf_counter() - started
         if process.returncode != 0 or not log.exists():

@@ -23,26 +23,24 @@ import json
 import subprocess
 import sys
 import threading
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from . import h2load, wrk
 from .latency import percentiles_ms
-from .payloads import grpc_request, http_request, with_id
-from .server_usage import InferCounts, infer_counts, tree_cpu_s
+from .models import SIGNATURES
+from .payloads import grpc_request, http_request
+from .precheck import Skip, precheck
+from .server_usage import UsageWindow
+
+__all__ = ["Point", "Skip", "Target", "run_point"]
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = ("127.0.0.1", "localhost")
 PROTOCOLS = ("grpc", "grpc-stream", "http")
-MAX_CONNECTIONS = 4
-STATS_SPAN = 0.9
-
-
-class Skip(Exception):
-    """The point cannot run against this server; the message says why."""
+MAX_CONNECTIONS = 8  # enough for SO_REUSEPORT to spread them over several processes
+PYTHON_GRACE_S = 60.0  # start-up, drain; then the Python generator is killed
 
 
 @dataclass(frozen=True)
@@ -59,19 +57,27 @@ class Point:
     mode: str = "compiled"
     connections: int | None = None
 
-    def resolved(self) -> Point:
-        """The mode and connection count this point really runs with."""
-        mode = self.mode
+    def resolved(self) -> tuple[Point, list[str]]:
+        """The mode and connection count this point really runs with, and notes on why."""
+        mode, notes = self.mode, []
         if self.protocol == "grpc-stream" or self.rate:
             mode = "python"
+        tool = {"grpc": h2load, "http": wrk}.get(self.protocol)
+        if mode == "compiled" and tool is not None and not tool.available():
+            mode = "python"
+            notes.append(f"{tool.__name__.rpartition('.')[2]} not installed: Python generator")
         connections = self.connections
         if connections is None:
-            if self.protocol == "http":
+            if self.rate:
+                connections = MAX_CONNECTIONS
+            elif self.protocol == "http":
                 connections = self.concurrency
-            else:
-                connections = min(self.concurrency, MAX_CONNECTIONS)
+            else:  # the most connections, up to the cap, sharing the streams evenly
+                connections = max(
+                    d for d in range(1, MAX_CONNECTIONS + 1) if self.concurrency % d == 0
+                )
         encoding = "raw" if self.protocol != "http" else self.encoding
-        return replace(self, mode=mode, connections=connections, encoding=encoding)
+        return replace(self, mode=mode, connections=connections, encoding=encoding), notes
 
 
 @dataclass(frozen=True)
@@ -109,57 +115,11 @@ class Measured:
     notes: list[str] = field(default_factory=list)
 
 
-def precheck(point: Point, target: Target) -> None:
-    """Send one request with a real client; raises Skip with the reason if it fails."""
-    address = target.address(point.protocol)
-    if point.protocol == "http":
-        body, headers = http_request(point.model, point.rows, point.encoding == "binary")
-        url = f"http://{address}/v2/models/{point.model}/infer"
-        try:
-            with urllib.request.urlopen(urllib.request.Request(url, body, headers), timeout=30):
-                return
-        except urllib.error.HTTPError as error:
-            raise Skip(
-                f"HTTP {error.code}: {error.read()[:300].decode(errors='replace')}"
-            ) from None
-        except OSError as error:
-            raise Skip(f"HTTP request failed: {error}") from None
-    import grpc
-
-    from server._proto import grpc_service_pb2 as pb
-
-    message = grpc_request(point.model, point.rows)
-    with grpc.insecure_channel(address) as channel:
-        try:
-            if point.protocol == "grpc":
-                channel.unary_unary(h2load.INFER_PATH)(message, timeout=30)
-                return
-            stream = channel.stream_stream("/inference.GRPCInferenceService/ModelStreamInfer")
-            for data in stream(iter([with_id(message, b"precheck")]), timeout=30):
-                response = pb.ModelStreamInferResponse.FromString(data)
-                if response.error_message:
-                    raise Skip(f"stream error_message: {response.error_message[:300]}")
-                if response.infer_response.id != "precheck":
-                    raise Skip(f"stream response id {response.infer_response.id!r} != 'precheck'")
-                return
-            raise Skip("stream closed without a response")
-        except grpc.RpcError as error:
-            raise Skip(f"{error.code().name}: {(error.details() or '')[:300]}") from None
-
-
 def measure(
-    point: Point, target: Target, duration_s: float, warmup_s: float, window: Any
+    point: Point, address: str, duration_s: float, warmup_s: float, window: UsageWindow
 ) -> Measured:
-    """Run the generator for ``point``; ``window.start()``/``window.stop()`` bracket the
-    measured phase."""
-    address = target.address(point.protocol)
-    notes = []
-    if point.mode == "compiled" and point.protocol == "grpc" and not h2load.available():
-        notes.append("h2load not installed: Python generator")
-        point = replace(point, mode="python")
-    if point.mode == "compiled" and point.protocol == "http" and not wrk.available():
-        notes.append("wrk not installed: Python generator")
-        point = replace(point, mode="python")
+    """Run the generator for a resolved ``point``; ``window.start()``/``window.stop()``
+    bracket the measured phase."""
     assert point.connections is not None
     if point.mode == "python":
         measured = _python(point, address, duration_s, warmup_s, window)
@@ -187,23 +147,22 @@ def measure(
     else:
         body, headers = http_request(point.model, point.rows, point.encoding == "binary")
         url = f"http://{address}/v2/models/{point.model}/infer"
-        run = wrk.run(url, body, headers, point.connections, duration_s, warmup_s, window.start)
+        http = wrk.run(url, body, headers, point.connections, duration_s, warmup_s, window.start)
         window.stop()
         measured = Measured(
-            run.requests,
-            run.duration_s,
-            run.latency_ms,
-            run.transport_errors,
-            run.transport_errors,
-            run.generator_cpu_s,
-            run.generator_wall_s,
+            http.requests,
+            http.duration_s,
+            http.latency_ms,
+            http.transport_errors,
+            http.transport_errors,
+            http.generator_cpu_s,
+            http.generator_wall_s,
         )
-    measured.notes[:0] = notes
     return measured
 
 
 def _python(
-    point: Point, address: str, duration_s: float, warmup_s: float, window: Any
+    point: Point, address: str, duration_s: float, warmup_s: float, window: UsageWindow
 ) -> Measured:
     args = [sys.executable, "-m", "benchmarks.python_load", "--protocol", point.protocol]
     args += ["--target", address, "--model", point.model, "--rows", str(point.rows)]
@@ -215,6 +174,8 @@ def _python(
         args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     assert process.stdout is not None and process.stderr is not None
+    watchdog = threading.Timer(warmup_s + duration_s + PYTHON_GRACE_S, process.kill)
+    watchdog.start()
     result = None
     for line in process.stdout:
         if line.strip() == "measuring":
@@ -224,6 +185,7 @@ def _python(
             result = json.loads(line)
     errors = process.stderr.read()
     process.wait()
+    watchdog.cancel()
     if process.returncode != 0 or result is None:
         raise RuntimeError(f"python_load exited {process.returncode}: {errors[-2000:]}")
     return Measured(
@@ -238,51 +200,17 @@ def _python(
     )
 
 
-class Window:
-    """Server CPU, and failures from the server's statistics, over the measured phase.
-
-    Statistics are read at the start and after ``STATS_SPAN`` of the duration: h2load resets
-    the streams still in flight when it stops, and a server may count those as failures.
-    """
-
-    def __init__(self, target: Target, model: str, duration_s: float) -> None:
-        self.pids = list(target.pids)
-        self.http = target.http if target.has_statistics else None
-        self.model = model
-        self.duration_s = duration_s
-        self.cpu_s = 0.0
-        self.counts: list[InferCounts | None] = []
-        self._timer: threading.Timer | None = None
-
-    def start(self) -> None:
-        self.cpu_s = -tree_cpu_s(self.pids)
-        self.counts = [infer_counts(self.http, self.model)]
-        if self.counts[0] is not None:
-            self._timer = threading.Timer(self.duration_s * STATS_SPAN, self._read_late)
-            self._timer.start()
-
-    def _read_late(self) -> None:
-        self.counts.append(infer_counts(self.http, self.model))
-
-    def stop(self) -> None:
-        self.cpu_s += tree_cpu_s(self.pids)
-        if self._timer is not None:
-            self._timer.join()
-
-    def server_errors(self) -> int | None:
-        if len(self.counts) == 2 and self.counts[0] and self.counts[1]:
-            return self.counts[1].fail - self.counts[0].fail
-        return None
-
-
 def run_point(
     point: Point, target: Target, duration_s: float = 5.0, warmup_s: float = 1.0
 ) -> dict[str, Any]:
     """Precheck, measure and record ``point`` against ``target``; raises Skip."""
-    point = point.resolved()
-    precheck(point, target)
-    window = Window(target, point.model, duration_s)
-    measured = measure(point, target, duration_s, warmup_s, window)
+    point, notes = point.resolved()
+    address = target.address(point.protocol)
+    precheck(point.protocol, address, point.model, point.rows, point.encoding)
+    statistics = target.http if target.has_statistics else None
+    window = UsageWindow(target.pids, statistics, point.model, duration_s)
+    measured = measure(point, address, duration_s, warmup_s, window)
+    measured.notes[:0] = notes
     server_errors = window.server_errors()
     if measured.client_errors is not None:
         errors: int | None = measured.client_errors
@@ -297,6 +225,7 @@ def run_point(
     return {
         "server": target.server,
         **asdict(point),
+        "concurrency": None if point.rate else point.concurrency,
         "duration_s": round(measured.duration_s, 3),
         "requests": measured.requests,
         "throughput_req_s": round(throughput, 1),
@@ -329,13 +258,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-statistics", action="store_true", help="do not read /v2/models/NAME/stats"
     )
     parser.add_argument("--protocol", choices=PROTOCOLS, required=True)
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model", required=True, choices=sorted(SIGNATURES))
     parser.add_argument("--encoding", choices=["binary", "json"], default="binary", help="HTTP")
     parser.add_argument("--rows", type=int, default=1, help="rows per request")
     parser.add_argument("--concurrency", type=int, default=1, help="closed loop in flight")
     parser.add_argument("--rate", type=float, help="open loop: requests per second (Python)")
     parser.add_argument("--mode", choices=["compiled", "python"], default="compiled")
-    parser.add_argument("--connections", type=int, help="default: min(concurrency, 4); HTTP: C")
+    parser.add_argument(
+        "--connections", type=int, help="default: up to 8 sharing C evenly; HTTP: C"
+    )
     parser.add_argument("--duration-s", type=float, default=5.0)
     parser.add_argument("--warmup-s", type=float, default=1.0)
     return parser

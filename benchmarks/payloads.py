@@ -35,6 +35,9 @@ DTYPES = {
     "FP64": np.float64,
 }
 BINARY_HEADER = "Inference-Header-Content-Length"
+GRPC_SERVICE = "inference.GRPCInferenceService"
+INFER_PATH = f"/{GRPC_SERVICE}/ModelInfer"
+STREAM_PATH = f"/{GRPC_SERVICE}/ModelStreamInfer"
 ID_FIELD = 3  # ModelInferRequest.id and ModelInferResponse.id
 STREAM_RESPONSE_FIELD = 2  # ModelStreamInferResponse.infer_response
 
@@ -69,7 +72,7 @@ def output_specs(model: str) -> list[OutputSpec]:
 
 def _inputs(model: str, rows: int, seed: int) -> list[tuple[str, str, list[int], np.ndarray]]:
     rng = np.random.default_rng(seed)
-    out = []
+    out: list[tuple[str, str, list[int], np.ndarray]] = []
     for t in SIGNATURES[model].inputs:
         shape = [rows, *t.dims]
         out.append(
@@ -84,7 +87,8 @@ def grpc_request(model: str, rows: int, seed: int = 0) -> bytes:
     for name, datatype, shape, array in _inputs(model, rows, seed):
         message.inputs.add(name=name, datatype=datatype, shape=shape)
         message.raw_input_contents.append(array.tobytes())
-    return message.SerializeToString()
+    data: bytes = message.SerializeToString()
+    return data
 
 
 def http_request(
@@ -115,7 +119,8 @@ def grpc_response(model: str, outputs: list[OutputSpec], rows: int) -> bytes:
         shape = spec.shape(rows)
         message.outputs.add(name=spec.name, datatype=spec.datatype, shape=shape)
         message.raw_output_contents.append(np.zeros(shape, DTYPES[spec.datatype]).tobytes())
-    return message.SerializeToString()
+    data: bytes = message.SerializeToString()
+    return data
 
 
 def http_response(
@@ -125,7 +130,7 @@ def http_response(
     entries, tail = [], []
     for spec in outputs:
         shape = spec.shape(rows)
-        array = np.zeros(shape, DTYPES[spec.datatype])
+        array: np.ndarray = np.zeros(shape, DTYPES[spec.datatype])
         entry: dict[str, object] = {"name": spec.name, "datatype": spec.datatype, "shape": shape}
         if binary:
             entry["parameters"] = {"binary_data_size": array.nbytes}

@@ -31,11 +31,10 @@ import numpy as np
 import uvloop
 
 from .latency import percentiles_ms
-from .payloads import grpc_request, http_request, with_id
+from .models import SIGNATURES
+from .payloads import INFER_PATH, STREAM_PATH, grpc_request, http_request, with_id
 
 Call = Callable[[], Awaitable[bool]]
-INFER_PATH = "/inference.GRPCInferenceService/ModelInfer"
-STREAM_PATH = "/inference.GRPCInferenceService/ModelStreamInfer"
 MAX_MESSAGE_BYTES = 64 * 2**20
 DRAIN_TIMEOUT_S = 10.0
 
@@ -154,7 +153,7 @@ class StreamMux:
 
     async def call(self) -> bool:
         request_id = str(next(self._ids))
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         self._writes.put_nowait(with_id(self._request, request_id.encode()))
         return await future
@@ -195,7 +194,8 @@ async def grpc_stream_call(target: str, request: bytes, connections: int) -> tup
     calls = itertools.cycle([m.call for m in muxes])
 
     async def call() -> bool:
-        return await next(calls)()
+        ok: bool = await next(calls)()
+        return ok
 
     async def close() -> None:
         for mux in muxes:
@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--protocol", choices=["grpc", "grpc-stream", "http"], required=True)
     parser.add_argument("--target", required=True, help="HOST:PORT of the gRPC or HTTP server")
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model", required=True, choices=sorted(SIGNATURES))
     parser.add_argument("--encoding", choices=["binary", "json"], default="binary", help="HTTP")
     parser.add_argument("--rows", type=int, default=1, help="rows per request")
     load = parser.add_mutually_exclusive_group()

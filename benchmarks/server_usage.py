@@ -1,11 +1,13 @@
 """What a server spent during a run: CPU seconds of its processes (and all their
 descendants, for multi-process servers) from ``/proc``, and its success/fail counts from the
-V2 statistics endpoint (``GET /v2/models/{name}/stats``, Triton's JSON) when it answers 200."""
+V2 statistics endpoint (``GET /v2/models/{name}/stats``, Triton's JSON) when it answers 200;
+``UsageWindow`` brackets a measured phase with both."""
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -71,4 +73,49 @@ def infer_counts(http: str | None, model: str, timeout_s: float = 5.0) -> InferC
             fail=sum(int(s["fail"]["count"]) for s in stats),
         )
     except (OSError, ValueError, KeyError, TypeError, urllib.error.URLError):
+        return None
+
+
+class UsageWindow:
+    """Server CPU, and failures from its statistics, over a measured phase.
+
+    Statistics are read at ``start()`` and after ``stats_span`` of ``duration_s``: h2load resets
+    the streams still in flight when it stops, and a server may count those as failures.
+    """
+
+    def __init__(
+        self,
+        pids: tuple[int, ...],
+        http: str | None,
+        model: str,
+        duration_s: float,
+        stats_span: float = 0.9,
+    ) -> None:
+        self.pids = list(pids)
+        self.http = http
+        self.model = model
+        self.late_s = duration_s * stats_span
+        self.cpu_s = 0.0
+        self.counts: list[InferCounts | None] = []
+        self._timer: threading.Timer | None = None
+
+    def start(self) -> None:
+        self.cpu_s = -tree_cpu_s(self.pids)
+        self.counts = [infer_counts(self.http, self.model)]
+        if self.counts[0] is not None:
+            self._timer = threading.Timer(self.late_s, self._read_late)
+            self._timer.start()
+
+    def _read_late(self) -> None:
+        self.counts.append(infer_counts(self.http, self.model))
+
+    def stop(self) -> None:
+        self.cpu_s += tree_cpu_s(self.pids)
+        if self._timer is not None:
+            self._timer.join()
+
+    def server_errors(self) -> int | None:
+        """Failures the statistics counted in the window, None without statistics."""
+        if len(self.counts) == 2 and self.counts[0] and self.counts[1]:
+            return self.counts[1].fail - self.counts[0].fail
         return None

@@ -15,12 +15,14 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 RESULT_TAG = "wrk-result "
+GRACE_S = 30.0  # past its duration, wrk is killed
 SCRIPT = """\
 local file = assert(io.open(BODY_PATH, "rb"))
 wrk.method = "POST"
@@ -110,9 +112,12 @@ def _wrk(url: str, script: Path, connections: int, duration_s: float) -> tuple[s
     args += ["--timeout", "10s", "-s", str(script), url]
     started = time.perf_counter()
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    watchdog = threading.Timer(seconds + GRACE_S, process.kill)
+    watchdog.start()
     assert process.stdout is not None
     output = process.stdout.read().decode(errors="replace")
     _, status, usage = os.wait4(process.pid, 0)
+    watchdog.cancel()
     process.returncode = os.waitstatus_to_exitcode(status)
     process.stdout.close()
     if process.returncode != 0:

@@ -1,0 +1,225 @@
+"""Turn suite results into ``results.md`` (machine, tables) and ``latency.png`` (p50 and
+p99 latency against throughput for each server and protocol).
+
+``python -m benchmarks.report DIR`` redraws both from ``DIR/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def label(record: dict[str, Any]) -> str:
+    """A point's short name: ``grpc c64``, ``http-binary c64``, ``grpc open 900/s ×16``."""
+    protocol = record["protocol"]
+    if protocol == "http":
+        protocol += "-" + record["encoding"]
+    load = f"open {record['rate']:g}/s" if record.get("rate") else f"c{record['concurrency']}"
+    rows = f" ×{record['rows']} rows" if record["rows"] > 1 else ""
+    return f"{protocol} {load}{rows}"
+
+
+def one_line(record: dict[str, Any]) -> str:
+    latency = record["latency_ms"]
+    return (
+        f"{record['throughput_req_s']:.0f} req/s, p50 {latency['p50']} ms, "
+        f"p99 {latency['p99']} ms, errors {record['errors']}, "
+        f"server {record['server_cpu_us_per_req']} µs/req, "
+        f"generator CPU {record['generator_cpu_share']:.0%}"
+    )
+
+
+def _command_output(args: list[str]) -> str:
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine_description() -> dict[str, Any]:
+    """CPU model, cores, memory, software versions, date."""
+    cpu = ""
+    for line in _command_output(["lscpu"]).splitlines():
+        if line.startswith("Model name:"):
+            cpu = line.split(":", 1)[1].strip()
+    memory_gib = None
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                memory_gib = round(int(line.split()[1]) / 2**20, 1)
+    return {
+        "cpu": cpu or platform.processor(),
+        "cores": os.cpu_count(),
+        "memory_gib": memory_gib,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "onnxruntime": _version("onnxruntime") or _version("onnxruntime-gpu"),
+        "grpcio": _version("grpcio"),
+        "numpy": _version("numpy"),
+        "h2load": _command_output(["h2load", "--version"]) or None,
+        "wrk": _command_output(["wrk", "-v"]).partition(" Copyright")[0] or None,
+        "git_commit": _command_output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def _fmt(value: Any, spec: str = "", suffix: str = "") -> str:
+    if value is None:
+        return "—"
+    return f"{value:{spec}}{suffix}"
+
+
+def _ratio(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.2f}" if value >= 0.1 else f"{value:.2g}"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The whole report as Markdown."""
+    m, s = results["machine"], results["settings"]
+    lines = [
+        "# ortserve benchmark",
+        "",
+        f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}",
+        f"- Software: Python {m['python']}, onnxruntime {m['onnxruntime']}, "
+        f"grpcio {m['grpcio']}, {m['h2load'] or 'no h2load'}, {m['wrk'] or 'no wrk'}",
+        f"- Date: {m['date']}, commit {m['git_commit'] or '?'}",
+        f"- Command: `{results['command']}`",
+        f"- {s['repeats']} repeat(s) per point of {s['duration_s']:g} s after "
+        f"{s['warmup_s']:g} s warm-up; the repeat with the median throughput is shown. "
+        f"Device {s['device']}. Suite wall time {results['wall_s']:g} s.",
+        "",
+        "## Raw ONNX Runtime (in-process, the ceiling)",
+        "",
+        "| model | best batch | best samples/s | batch 1 samples/s | batch 1 p50 ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for model, raw in results["raw_ort"].items():
+        if "error" in raw:
+            lines.append(f"| {model} | failed: {raw['error'][-200:]} | | | |")
+            continue
+        first = raw["points"][0]
+        lines.append(
+            f"| {model} | {raw['best_batch']} | {raw['best_samples_per_s']:,.0f} | "
+            f"{first['samples_per_s']:,.0f} | {first['p50_ms']} |"
+        )
+    lines += [
+        "",
+        "## Served",
+        "",
+        "req/s and rows/s served; latency in ms; server CPU per request from /proc; generator "
+        "CPU as a share of one core. **÷ raw ORT** = rows/s ÷ raw ORT's best samples/s; "
+        "**÷ floor** = req/s ÷ the floor server's req/s at the same point.",
+        "",
+        "| model | server | point | mode | req/s | rows/s | p50 | p99 | errors | server µs/req "
+        "| gen CPU | ÷ raw ORT | ÷ floor |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p in sorted(results["points"], key=_order):
+        lat = p["latency_ms"]
+        errors = _fmt(p["errors"]) + (f" (+{p['dropped']} dropped)" if p["dropped"] else "")
+        lines.append(
+            f"| {p['model']} | {p['server']} | {p['label']} | {p['mode']} | "
+            f"{p['throughput_req_s']:,.0f} | {p['throughput_rows_s']:,.0f} | "
+            f"{_fmt(lat['p50'], '.2f')} | {_fmt(lat['p99'], '.2f')} | {errors} | "
+            f"{_fmt(p['server_cpu_us_per_req'], ',.0f')} | {p['generator_cpu_share']:.0%} | "
+            f"{_ratio(p['ratio_raw_ort'])} | {_ratio(p['ratio_floor'])} |"
+        )
+    notes = [p for p in results["points"] if p.get("note")]
+    if notes:
+        lines += ["", "Notes:", ""]
+        lines += [f"- {p['model']} {p['server']} {p['label']}: {p['note']}" for p in notes]
+    if results["skipped"]:
+        lines += ["", "## Skipped", "", "| point | reason |", "|---|---|"]
+        for skip in results["skipped"]:
+            reason = skip["reason"].replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {skip['point']} | {reason} |")
+    lines += ["", "![latency against throughput](latency.png)", ""]
+    return "\n".join(lines)
+
+
+def _order(p: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        p["model"],
+        p["protocol"],
+        p["encoding"],
+        p["rows"],
+        bool(p["rate"]),
+        p["concurrency"] or 0,
+        p["server"],
+    )
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    """p50 (solid, filled) and p99 (dashed, hollow) latency against req/s, one panel per
+    model, one colour per server and protocol."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = sorted({p["model"] for p in results["points"]})
+    if not models:
+        return
+    fig, axes = plt.subplots(len(models), 1, figsize=(11, 4.2 * len(models)), squeeze=False)
+    for ax, model in zip(axes[:, 0], models, strict=True):
+        for index, (name, items) in enumerate(sorted(_series(results, model).items())):
+            items.sort(key=lambda p: p["throughput_req_s"])
+            x = [p["throughput_req_s"] for p in items]
+            style = {"color": f"C{index % 10}", "marker": "os^vD<>ph*"[index % 10]}
+            ax.plot(x, [p["latency_ms"]["p50"] for p in items], "-", label=name, **style)
+            ax.plot(x, [p["latency_ms"]["p99"] for p in items], "--", mfc="none", **style)
+        ax.set_title(f"{model}: p50 (solid) and p99 (dashed) latency")
+        ax.set_xlabel("throughput (req/s)")
+        ax.set_ylabel("latency (ms)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _series(results: dict[str, Any], model: str) -> dict[str, list[dict[str, Any]]]:
+    """Points of ``model`` grouped by server, protocol, open/closed loop and rows."""
+    series: dict[str, list[dict[str, Any]]] = {}
+    for p in results["points"]:
+        if p["model"] == model and p["latency_ms"]["p50"] is not None:
+            name = f"{p['server']} {label(p).split(' ')[0]}"
+            name += " open loop" if p.get("rate") else ""
+            name += f" ×{p['rows']} rows" if p["rows"] > 1 else ""
+            series.setdefault(name, []).append(p)
+    return series
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__)
+    parser.add_argument("folder", type=Path, help="a suite --out folder with results.json")
+    args = parser.parse_args()
+    results = json.loads((args.folder / "results.json").read_text())
+    (args.folder / "results.md").write_text(markdown(results))
+    chart(results, args.folder / "latency.png")
+    print(args.folder / "results.md")
+
+
+if __name__ == "__main__":
+    main()

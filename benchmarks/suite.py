@@ -1,0 +1,342 @@
+"""The whole benchmark in one command: raw ONNX Runtime, ortserve and the floor servers,
+side by side, in the same run.
+
+Builds the model repository in a temp folder, measures raw ORT for each model, starts every
+server as a child process on free ports (on first use), runs the standard points ``--repeats``
+times, keeps each point's median-throughput repeat, stops the servers with SIGTERM and writes
+``results.json``, ``results.md`` and ``latency.png`` into ``--out``. A point whose server
+lacks a feature (streaming answers UNIMPLEMENTED, ``--workers`` refused, a config key
+unknown) is recorded as skipped with the reason.
+
+Example: ``python -m benchmarks.suite --out benchmarks/results/dev --quick``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from . import report
+from .loadgen import Point, Skip, Target, run_point
+from .models import build_models
+from .payloads import output_specs
+from .servers import ROOT, Server, ServerFailed, start_floor, start_ortserve
+
+SMALL_MODELS = ("small_mlp", "breast_cancer")
+LARGE_MODEL = "large_mlp"
+RAW_ORT_MODELS = (*SMALL_MODELS, LARGE_MODEL)
+NO_BATCHING_CONFIG = "[batching]\nenabled = false\n"
+OPEN_LOOP_FRACTION = 0.5
+
+ORTSERVE = "ortserve"
+WORKERS = "ortserve --workers 2"
+NO_BATCHING = "ortserve batching off"
+FLOOR_GRPC, FLOOR_HTTP, FLOOR_GRPC_X2 = "floor_grpc", "floor_http", "floor_grpc ×2"
+FLOOR_OF = {  # (served server, protocol) -> the floor it is compared with
+    (ORTSERVE, "grpc"): FLOOR_GRPC,
+    (ORTSERVE, "grpc-stream"): FLOOR_GRPC,
+    (ORTSERVE, "http"): FLOOR_HTTP,
+    (WORKERS, "grpc"): FLOOR_GRPC_X2,
+    (WORKERS, "http"): FLOOR_HTTP,
+    (NO_BATCHING, "grpc"): FLOOR_GRPC,
+}
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A point to run against one server; ``open_fraction`` makes it open loop at that
+    fraction of the same server's closed-loop gRPC c64 throughput, measured just before."""
+
+    server: str
+    point: Point
+    open_fraction: float | None = None
+
+    def key(self) -> tuple[Any, ...]:
+        p = self.point
+        load = f"open{self.open_fraction}" if self.open_fraction else p.concurrency
+        encoding = p.encoding if p.protocol == "http" else "raw"
+        return (self.server, p.model, p.protocol, encoding, load, p.rows)
+
+
+def plan(quick: bool) -> list[Planned]:
+    """The standard points, each served point next to its floor."""
+    items: list[Planned] = []
+    concurrencies = (1, 64) if quick else (1, 16, 64)
+    for model in SMALL_MODELS:
+        for c in concurrencies:
+            items += _pair(ORTSERVE, FLOOR_GRPC, Point("grpc", model, c))
+        items += _pair(ORTSERVE, FLOOR_HTTP, Point("http", model, 64, encoding="binary"))
+        items += _pair(ORTSERVE, FLOOR_GRPC, Point("grpc-stream", model, 64))
+        items += _pair(WORKERS, FLOOR_GRPC_X2, Point("grpc", model, 64))
+        items.append(Planned(WORKERS, Point("http", model, 64, encoding="binary")))
+        items.append(Planned(ORTSERVE, Point("grpc", model, 64), OPEN_LOOP_FRACTION))
+    items += _pair(ORTSERVE, FLOOR_GRPC, Point("grpc", LARGE_MODEL, 64))
+    items.append(Planned(NO_BATCHING, Point("grpc", LARGE_MODEL, 64)))
+    items += _pair(ORTSERVE, FLOOR_GRPC, Point("grpc", LARGE_MODEL, 16, rows=16))
+    items.append(Planned(ORTSERVE, Point("grpc", LARGE_MODEL, 64), OPEN_LOOP_FRACTION))
+    return items
+
+
+def _pair(served: str, floor: str, point: Point) -> list[Planned]:
+    return [Planned(served, point), Planned(floor, point)]
+
+
+class Servers:
+    """Starts each server on first use and remembers the ones that failed."""
+
+    def __init__(self, repos: dict[str, Path], device: str) -> None:
+        self.repos = repos
+        self.device = device
+        self.running: dict[str, Server] = {}
+        self.failed: dict[str, str] = {}
+
+    def target(self, name: str, model: str) -> Target:
+        """The running server ``name`` (for ``model``, for floors); raises Skip."""
+        key = name if name.startswith(ORTSERVE) else f"{name}:{model}"
+        if key in self.failed:
+            raise Skip(self.failed[key])
+        server = self.running.get(key)
+        if server is None:
+            print(f"starting {key}", file=sys.stderr, flush=True)
+            try:
+                server = self.running[key] = self._start(name, model)
+            except ServerFailed as error:
+                self.failed[key] = f"server did not start: {error}"
+                raise Skip(self.failed[key]) from None
+        try:
+            server.check_alive()
+        except ServerFailed as error:
+            self.failed[key] = str(error)
+            raise Skip(str(error)) from None
+        is_floor = not name.startswith(ORTSERVE)
+        statistics_ok = not is_floor and name != WORKERS  # each worker keeps its own statistics
+        return Target(name, server.grpc, server.http, server.pids, is_floor, statistics_ok)
+
+    def _start(self, name: str, model: str) -> Server:
+        device = ["--device", self.device]
+        if name == ORTSERVE:
+            return start_ortserve(name, self.repos["all"], *device)
+        if name == WORKERS:
+            return start_ortserve(name, self.repos["small"], *device, "--workers", "2")
+        if name == NO_BATCHING:
+            return start_ortserve(name, self.repos["no_batching"], *device)
+        outputs = [arg for spec in output_specs(model) for arg in ("--output", str(spec))]
+        args = ["--model", model, *outputs]
+        if name == FLOOR_HTTP:
+            return start_floor(name, "floor_http", args)
+        return start_floor(name, "floor_grpc", args, processes=2 if name == FLOOR_GRPC_X2 else 1)
+
+    def stop_all(self) -> dict[str, list[int]]:
+        codes = {}
+        for key, server in self.running.items():
+            codes[key] = server.stop()
+        self.running.clear()
+        return codes
+
+
+def measure_raw_ort(repo: Path, quick: bool, device: str) -> dict[str, Any]:
+    """raw_ort for every model, each in its own process."""
+    results = {}
+    for model in RAW_ORT_MODELS:
+        args = [sys.executable, "-m", "benchmarks.raw_ort", "--device", device]
+        args += ["--model", str(repo / model / "1" / "model.onnx")]
+        if quick:
+            sizes = ["1", "4", "16", "64"] + (["256"] if model != LARGE_MODEL else [])
+            args += ["--seconds", "0.5", "--warmup-s", "0.2", "--batches", *sizes]
+        print(f"raw ORT {model}", file=sys.stderr, flush=True)
+        done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
+        if done.returncode != 0:
+            results[model] = {"error": done.stderr[-1500:]}
+        else:
+            results[model] = json.loads(done.stdout)
+    return results
+
+
+def run_plan(
+    items: list[Planned], servers: Servers, repeats: int, duration_s: float, warmup_s: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every item ``repeats`` times, in order; (records, skipped)."""
+    records: list[dict[str, Any]] = []
+    skipped: dict[tuple[Any, ...], dict[str, Any]] = {}
+    total = len(items) * repeats
+    for repeat in range(repeats):
+        by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for index, item in enumerate(items):
+            step = f"[{repeat * len(items) + index + 1}/{total}]"
+            try:
+                point = _with_rate(item, by_key)
+                target = servers.target(item.server, point.model)
+                record = run_point(point, target, duration_s, warmup_s)
+            except Skip as skip:
+                skipped[item.key()] = _skip_record(item, str(skip))
+                print(f"{step} {_name(item)}: skipped: {skip}", file=sys.stderr, flush=True)
+                continue
+            except Exception as error:  # a broken point must not end the suite
+                skipped[item.key()] = _skip_record(item, f"failed: {error}")
+                print(f"{step} {_name(item)}: failed: {error}", file=sys.stderr, flush=True)
+                continue
+            record |= {"repeat": repeat, "key": list(item.key()), "label": report.label(record)}
+            record["open_fraction"] = item.open_fraction
+            by_key[item.key()] = record
+            records.append(record)
+            print(f"{step} {_name(item)}: {report.one_line(record)}", file=sys.stderr, flush=True)
+    return records, list(skipped.values())
+
+
+def _with_rate(item: Planned, done: dict[tuple[Any, ...], dict[str, Any]]) -> Point:
+    if item.open_fraction is None:
+        return item.point
+    reference = replace(item, open_fraction=None).key()
+    measured = done.get(reference)
+    if measured is None or not measured["throughput_req_s"]:
+        raise Skip("no closed-loop throughput to set the open-loop rate from")
+    return replace(item.point, rate=round(measured["throughput_req_s"] * item.open_fraction))
+
+
+def _name(item: Planned) -> str:
+    p = item.point
+    load = f"open {item.open_fraction:.0%}" if item.open_fraction else f"c{p.concurrency}"
+    return f"{item.server} {p.model} {p.protocol} {load} {p.rows}-row"
+
+
+def _skip_record(item: Planned, reason: str) -> dict[str, Any]:
+    return {
+        "server": item.server,
+        "model": item.point.model,
+        "point": _name(item),
+        "reason": reason,
+    }
+
+
+def medians(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per point, the repeat with the median throughput, plus every repeat's throughput."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(tuple(record["key"]), []).append(record)
+    out = []
+    for group in groups.values():
+        ranked = sorted(group, key=lambda r: r["throughput_req_s"])
+        chosen = dict(ranked[(len(ranked) - 1) // 2])
+        chosen["repeats_req_s"] = [r["throughput_req_s"] for r in group]
+        if len(group) > 1:
+            spread = statistics.pstdev(chosen["repeats_req_s"]) / max(
+                1e-9, chosen["throughput_req_s"]
+            )
+            chosen["repeats_spread"] = round(spread, 3)
+        out.append(chosen)
+    return out
+
+
+def add_ratios(points: list[dict[str, Any]], raw_ort: dict[str, Any]) -> None:
+    """served rows/s ÷ raw ORT best samples/s, and served req/s ÷ the matching floor's."""
+    floors = {
+        (p["server"], p["model"], p["protocol"], p["concurrency"], p["rows"]): p
+        for p in points
+        if p["server"] not in (ORTSERVE, WORKERS, NO_BATCHING)
+    }
+    for p in points:
+        p["ratio_raw_ort"] = p["ratio_floor"] = None
+        if not p["server"].startswith(ORTSERVE):
+            continue
+        best = raw_ort.get(p["model"], {}).get("best_samples_per_s")
+        if best:
+            p["ratio_raw_ort"] = float(f"{p['throughput_rows_s'] / best:.3g}")
+        floor_name = FLOOR_OF.get((p["server"], p["protocol"]))
+        floor = floors.get((floor_name, p["model"], p["protocol"], p["concurrency"], p["rows"]))
+        if floor and not p["rate"] and floor["throughput_req_s"]:
+            p["ratio_floor"] = float(f"{p['throughput_req_s'] / floor['throughput_req_s']:.3g}")
+
+
+def build_repos(root: Path, no_batching_config: str) -> dict[str, Path]:
+    """Every model; the small ones (for ``--workers``); large_mlp with batching disabled."""
+    return {
+        "all": build_models(root / "all"),
+        "small": build_models(root / "small", SMALL_MODELS),
+        "no_batching": build_models(root / "no_batching", (LARGE_MODEL,), no_batching_config),
+    }
+
+
+def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    repeats = args.repeats or (1 if args.quick else 3)
+    duration_s = args.duration_s or (2.0 if args.quick else 5.0)
+    warmup_s = 0.5 if args.quick else 1.0
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="ortserve-bench-") as folder:
+        repos = build_repos(Path(folder), args.no_batching_config)
+        raw_ort = measure_raw_ort(repos["all"], args.quick, args.device)
+        servers = Servers(repos, args.device)
+        try:
+            records, skipped = run_plan(plan(args.quick), servers, repeats, duration_s, warmup_s)
+        finally:
+            exit_codes = servers.stop_all()
+    points = medians(records)
+    add_ratios(points, raw_ort)
+    return {
+        "machine": report.machine_description(),
+        "command": command,
+        "settings": {
+            "quick": args.quick,
+            "repeats": repeats,
+            "duration_s": duration_s,
+            "warmup_s": warmup_s,
+            "device": args.device,
+            "no_batching_config": args.no_batching_config,
+            "open_loop_fraction": OPEN_LOOP_FRACTION,
+        },
+        "wall_s": round(time.time() - started, 1),
+        "raw_ort": raw_ort,
+        "points": points,
+        "skipped": skipped,
+        "runs": records,
+        "server_exit_codes": exit_codes,
+    }
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # so that the servers are stopped on the way out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.suite",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--out", type=Path, required=True, help="folder for the results")
+    parser.add_argument("--quick", action="store_true", help="~2 s points, fewer of them")
+    parser.add_argument("--repeats", type=int, help="runs per point (default 3, --quick 1)")
+    parser.add_argument("--duration-s", type=float, help="per point (default 5, --quick 2)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument(
+        "--no-batching-config",
+        default=NO_BATCHING_CONFIG,
+        metavar="TOML",
+        help="config.toml text of the 'ortserve batching off' server's model "
+        f"(default {NO_BATCHING_CONFIG!r})",
+    )
+    args = parser.parse_args(argv)
+    command = shlex.join(["python", "-m", "benchmarks.suite", *(argv or sys.argv[1:])])
+    signal.signal(signal.SIGTERM, _terminate)
+    results = run(args, command)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    (args.out / "results.md").write_text(report.markdown(results))
+    try:
+        report.chart(results, args.out / "latency.png")
+    except ImportError as error:
+        print(f"no chart: {error}", file=sys.stderr)
+    print(report.markdown(results))
+
+
+if __name__ == "__main__":
+    main()
