@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {defaults.workers})",
     )
     serve.add_argument(
+        "--intra-op-threads",
+        type=int,
+        metavar="N",
+        help="ONNX Runtime threads per session for models whose config sets none "
+        "(default 0: the cores, divided among the workers)",
+    )
+    serve.add_argument(
         "--reuse-port",
         action="store_const",
         const=True,

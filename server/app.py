@@ -49,6 +49,7 @@ def _load_version(
         source.config.runtime,
         settings.device,
         source.config.batching.max_batch_size,
+        settings.threads_per_model(),
     )
     model = ModelVersion(source.name, version, runtime, source.config)
     batcher = model.batcher = Batcher(

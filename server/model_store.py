@@ -7,9 +7,11 @@ ready ModelNotReady.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .datatypes import DataType
 from .errors import InvalidInput, ModelNotFound, ModelNotReady
 from .runtime import OrtRuntime
 from .settings import ModelConfig
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from .batching import Batcher
 
 
-@dataclass(slots=True)
+@dataclass
 class ModelVersion:
     """One loaded version of a model."""
 
@@ -35,6 +37,10 @@ class ModelVersion:
     @property
     def signature(self) -> ModelSignature:
         return self.runtime.signature
+
+    @functools.cached_property
+    def output_datatypes(self) -> dict[str, DataType]:
+        return {spec.name: spec.datatype for spec in self.signature.outputs}
 
 
 class ModelStore:

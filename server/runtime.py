@@ -7,7 +7,6 @@ awaits the executor. The model's signature is read from the graph and tightened 
 from __future__ import annotations
 
 import logging
-import os
 import queue
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,11 +31,6 @@ _OPTIMIZATION = {
 }
 
 
-def default_intra_op_threads() -> int:
-    """All cores but one, which the event loop (front ends, batchers) needs for itself."""
-    return max(1, (os.cpu_count() or 2) - 1)
-
-
 def resolve_providers(device: str) -> list[Any]:
     """ONNX Runtime providers for ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
     available = ort.get_available_providers()
@@ -56,13 +50,18 @@ class OrtRuntime:
     """Sessions of one ONNX file and the threads (one per session) that run them."""
 
     def __init__(
-        self, path: Path, config: RuntimeConfig, device: str, max_batch_size: int | None
+        self,
+        path: Path,
+        config: RuntimeConfig,
+        device: str,
+        max_batch_size: int | None,
+        default_threads: int = 0,
     ) -> None:
         self.path = path
         self.providers = resolve_providers(config.device or device)
         options = ort.SessionOptions()
         options.graph_optimization_level = _OPTIMIZATION[config.graph_optimization]
-        options.intra_op_num_threads = config.intra_op_threads or default_intra_op_threads()
+        options.intra_op_num_threads = config.intra_op_threads or default_threads
         options.inter_op_num_threads = config.inter_op_threads
         options.log_severity_level = 3
         spin = "1" if config.allow_spinning else "0"

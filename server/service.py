@@ -26,6 +26,7 @@ class InferenceService:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._metric_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     def is_ready(self) -> bool:
         return self.is_accepting and self.store.is_ready()
@@ -53,17 +54,13 @@ class InferenceService:
         except ServeError as error:
             outcome = type(error).__name__
             raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"  # the caller left: not the model's failure
+            raise
         finally:
             self._leave()
-            elapsed = time.perf_counter_ns() - started
-            ok = outcome == "ok"
-            model.stats.record_request(ok, rows, elapsed)
-            self.metrics.requests.labels(model.name, request.protocol, outcome).inc()
-            if ok:
-                self.metrics.request_seconds.labels(model.name, request.protocol).observe(
-                    elapsed / 1e9
-                )
-        datatypes = {spec.name: spec.datatype for spec in model.signature.outputs}
+            self._record(model, request.protocol, outcome, rows, time.perf_counter_ns() - started)
+        datatypes = model.output_datatypes
         return InferResponse(
             model_name=model.name,
             model_version=str(model.version),
@@ -71,6 +68,21 @@ class InferenceService:
             datatypes={name: datatypes[name] for name in output_names},
             id=request.id,
         )
+
+    def _record(self, model: ModelVersion, protocol: str, outcome: str, rows: int, ns: int) -> None:
+        key = (model.name, protocol, outcome)
+        children = self._metric_children.get(key)
+        if children is None:
+            children = self._metric_children[key] = (
+                self.metrics.requests.labels(*key),
+                self.metrics.request_seconds.labels(model.name, protocol),
+            )
+        children[0].inc()
+        if outcome == "ok":
+            children[1].observe(ns / 1e9)
+            model.stats.record_request(True, rows, ns)
+        elif outcome != "cancelled":
+            model.stats.record_request(False, 0, ns)
 
     def statistics(self, name: str = "", version: str = "") -> dict[str, Any]:
         """The V2 statistics response for every version, one model, or one version."""

@@ -9,6 +9,7 @@ the key and the file.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import tomllib
 import types
@@ -39,10 +40,17 @@ class Settings:
     drain_timeout_s: float = 30.0
     workers: int = 1
     reuse_port: bool = False  # SO_REUSEPORT on both ports (set for every worker of --workers)
+    intra_op_threads: int = 0  # for models whose config says 0; 0: cores ÷ workers
+
+    def threads_per_model(self) -> int:
+        """Intra-op threads for a model that names none: the cores, shared by the workers."""
+        return self.intra_op_threads or max(1, (os.cpu_count() or 1) // self.workers)
 
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ConfigError(f"workers: {self.workers} must be at least 1")
+        if self.intra_op_threads < 0:
+            raise ConfigError("intra_op_threads: must be 0 (automatic) or more")
         for name in ("http_port", "grpc_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
@@ -89,7 +97,7 @@ class RuntimeConfig:
 
     device: str | None = None  # None: the server's default device
     instances: int = 1
-    intra_op_threads: int = 0  # 0: all cores but one (the event loop's)
+    intra_op_threads: int = 0  # 0: the server's intra_op_threads
     inter_op_threads: int = 0  # 0: ONNX Runtime's choice
     allow_spinning: bool = False  # idle ORT threads spinning would take the front end's CPU
     graph_optimization: str = "all"

@@ -59,13 +59,13 @@ class ModelStats:
         self.stages["success" if ok else "fail"].add(ns)
         if ok:
             self.inference_count += rows
-        self.last_inference_ms = int(time.time() * 1000)
 
     def record_batch(
         self, requests: int, rows: int, input_ns: int, infer_ns: int, output_ns: int
     ) -> None:
         """One model run of ``rows`` rows serving ``requests`` requests."""
         self.execution_count += 1
+        self.last_inference_ms = int(time.time() * 1000)
         self.stages["compute_input"].add(input_ns * requests, requests)
         self.stages["compute_infer"].add(infer_ns * requests, requests)
         self.stages["compute_output"].add(output_ns * requests, requests)

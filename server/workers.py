@@ -30,9 +30,10 @@ def worker_command(settings: Settings) -> list[str]:
     for field in dataclasses.fields(Settings):
         value = getattr(settings, field.name)
         flag = "--" + field.name.replace("_", "-")
-        if field.name in ("workers", "reuse_port") or value is None:
+        if field.name in ("workers", "reuse_port", "intra_op_threads") or value is None:
             continue
         args += [flag, str(value)]
+    args += ["--intra-op-threads", str(settings.threads_per_model())]
     return [*args, "--workers", "1", "--reuse-port"]
 
 

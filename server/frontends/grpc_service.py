@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from google.protobuf import json_format
@@ -25,28 +24,6 @@ from . import grpc_codec
 log = logging.getLogger(__name__)
 SERVICE_NAME = "inference.GRPCInferenceService"
 
-R = TypeVar("R")
-Handler = Callable[[Any, Any, Any], Awaitable[R]]
-
-
-def translate_errors(handler: Handler[R]) -> Handler[R]:
-    """Turn ServeError into its gRPC status, anything else into INTERNAL (logged)."""
-
-    @functools.wraps(handler)
-    async def wrapper(self: Any, request: Any, context: Any) -> R:
-        try:
-            return await handler(self, request, context)
-        except ServeError as error:
-            await context.abort(getattr(grpc.StatusCode, error.grpc_code), str(error))
-        except Exception as error:
-            if isinstance(error, grpc.aio.AbortError):
-                raise
-            log.exception("unhandled error in %s", handler.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(error).__name__}")
-        raise AssertionError("unreachable: abort raises")
-
-    return wrapper
-
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     """The V2 RPCs; those not defined here answer UNIMPLEMENTED."""
@@ -54,15 +31,12 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self, service: InferenceService) -> None:
         self.service = service
 
-    @translate_errors
     async def ServerLive(self, request: Any, context: Any) -> Any:
         return pb.ServerLiveResponse(live=True)
 
-    @translate_errors
     async def ServerReady(self, request: Any, context: Any) -> Any:
         return pb.ServerReadyResponse(ready=self.service.is_ready())
 
-    @translate_errors
     async def ModelReady(self, request: Any, context: Any) -> Any:
         try:
             self.service.model(request.name, request.version)
@@ -74,17 +48,14 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             return pb.ModelReadyResponse(ready=False)
         return pb.ModelReadyResponse(ready=True)
 
-    @translate_errors
     async def ServerMetadata(self, request: Any, context: Any) -> Any:
         return json_format.ParseDict(metadata.server_metadata(), pb.ServerMetadataResponse())
 
-    @translate_errors
     async def ModelMetadata(self, request: Any, context: Any) -> Any:
         model = self.service.model(request.name, request.version)
         doc = metadata.model_metadata(model, self.service.store.versions(model.name))
         return json_format.ParseDict(doc, pb.ModelMetadataResponse())
 
-    @translate_errors
     async def ModelConfig(self, request: Any, context: Any) -> Any:
         model = self.service.model(request.name, request.version)
         config = json_format.ParseDict(metadata.model_config(model), model_config_pb2.ModelConfig())
@@ -93,12 +64,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelStreamInfer(self, messages: AsyncIterator[bytes], context: Any) -> None:
         await InferenceStream(self.service, context).serve(messages)
 
-    @translate_errors
     async def ModelStatistics(self, request: Any, context: Any) -> Any:
         doc = self.service.statistics(request.name, request.version)
         return json_format.ParseDict(doc, pb.ModelStatisticsResponse())
 
-    @translate_errors
     async def ModelInfer(self, request: Any, context: Any) -> Any:
         infer_request = grpc_codec.decode_request(request)
         infer_request.protocol = "grpc"
@@ -125,7 +94,7 @@ def inference_handlers(servicer: InferenceServicer) -> grpc.GenericRpcHandler:
             )
             continue
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            _parsing(getattr(servicer, method.name), getattr(pb, method.input_type.name)),
+            _unary(getattr(servicer, method.name), getattr(pb, method.input_type.name)),
             response_serializer=_serialize,
         )
     return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
@@ -136,18 +105,26 @@ def _serialize(message: Any) -> bytes:
     return data
 
 
-def _parsing(handler: Callable[[Any, Any], Awaitable[Any]], message_type: Any) -> Any:
-    async def parse_then_handle(data: bytes, context: Any) -> Any:
-        try:
-            request = message_type.FromString(data)
-        except DecodeError as error:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"malformed {message_type.DESCRIPTOR.name}: {error}",
-            )
-        return await handler(request, context)
+def _unary(handler: Callable[[Any, Any], Awaitable[Any]], message_type: Any) -> Any:
+    """Parse the request, call ``handler``, and map every error to its gRPC status once:
+    ServeError to its code, a malformed message to INVALID_ARGUMENT, anything else to
+    INTERNAL (logged)."""
+    name = message_type.DESCRIPTOR.name
 
-    return parse_then_handle
+    async def handle(data: bytes, context: Any) -> Any:
+        try:
+            return await handler(message_type.FromString(data), context)
+        except ServeError as error:
+            await context.abort(getattr(grpc.StatusCode, error.grpc_code), str(error))
+        except DecodeError as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {name}: {error}")
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:
+            log.exception("unhandled error in %s", name)
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(error).__name__}")
+
+    return handle
 
 
 class InferenceStream:
