@@ -153,8 +153,11 @@ class Batcher:
                 if pending.timer is not None:
                     pending.timer.cancel()
             loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(self._runtime.executor, self._execute, batch)
-            future.add_done_callback(functools.partial(self._finish, batch))
+            self._runtime.submit(
+                functools.partial(self._execute, batch),
+                functools.partial(self._finish, batch),
+                loop,
+            )
 
     def _should_wait(self) -> bool:
         """Hold a small batch back while its oldest request is younger than the delay."""
@@ -253,12 +256,11 @@ class Batcher:
             combined.output_ns += single.output_ns
         return combined
 
-    def _finish(self, batch: list[Pending], future: asyncio.Future[RunResult]) -> None:
+    def _finish(self, batch: list[Pending], run: RunResult | BaseException) -> None:
         self._free += 1
-        try:
-            run = future.result()
-        except BaseException as error:  # the executor itself failed
-            run = RunResult([InternalError(f"{self.label}: {error}")] * len(batch))
+        if isinstance(run, BaseException):  # not the model: the batching code itself
+            log.error("%s: batch failed: %r", self.label, run)
+            run = RunResult([InternalError(f"{self.label}: {run!r}")] * len(batch))
         rows = sum(p.rows for p in batch)
         self._stats.record_batch(len(batch), rows, run.input_ns, run.infer_ns, run.output_ns)
         self._metrics.batch_size.observe(rows)

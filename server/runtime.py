@@ -1,14 +1,18 @@
 """OrtRuntime: ONNX Runtime sessions for one model version, run in their own threads.
 
-Each of the ``instances`` sessions is used by one thread at a time; the event loop only
-awaits the executor. The model's signature is read from the graph and tightened by config.
+Each of the ``instances`` sessions is used by one thread at a time. Work reaches the threads
+through a queue and its result goes back to the event loop with ``call_soon_threadsafe``: no
+executor futures, so the threads hold the GIL as little as possible. The model's signature is
+read from the graph and tightened by config.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,7 @@ from .settings import RuntimeConfig
 from .types import Array, ModelSignature, TensorSpec
 
 log = logging.getLogger(__name__)
+Job = tuple[Callable[[], Any], Callable[[Any], None], asyncio.AbstractEventLoop]
 
 DEFAULT_MAX_BATCH_SIZE = 256
 _OPTIMIZATION = {
@@ -79,7 +84,13 @@ class OrtRuntime:
             spec.name for spec in self.signature.outputs if spec.datatype.name == "BYTES"
         }
         self.instances = config.instances
-        self.executor = ThreadPoolExecutor(config.instances, thread_name_prefix="ort")
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"ort-{path.parent.name}-{i}", daemon=True)
+            for i in range(config.instances)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def _load(self, options: ort.SessionOptions) -> ort.InferenceSession:
         try:
@@ -114,9 +125,33 @@ class OrtRuntime:
         outputs: list[Array] = binding.copy_outputs_to_cpu()
         return outputs
 
+    def submit(
+        self,
+        job: Callable[[], Any],
+        done: Callable[[Any], None],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """Run ``job()`` in a runtime thread, then ``done(result or exception)`` on ``loop``."""
+        self._jobs.put((job, done, loop))
+
+    def _work(self) -> None:
+        while (item := self._jobs.get()) is not None:
+            job, done, loop = item
+            try:
+                result = job()
+            except BaseException as error:  # handed to the loop, which decides
+                result = error
+            try:
+                loop.call_soon_threadsafe(done, result)
+            except RuntimeError:
+                return  # the loop is closed: the server is gone
+
     def close(self) -> None:
-        """Wait for running work, then release the threads."""
-        self.executor.shutdown(wait=True)
+        """Let queued work finish, then stop the threads."""
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
 
 
 def read_signature(
