@@ -90,10 +90,10 @@ class Batcher:
     def queue_depth(self) -> int:
         return len(self._queue)
 
-    async def infer(
+    def submit(
         self, inputs: dict[str, Array], output_names: list[str], rows: int, timeout_s: float | None
-    ) -> Outputs:
-        """Queue one validated request and wait for its outputs."""
+    ) -> Pending:
+        """Queue one validated request; its ``future`` gets the outputs. Raises Overloaded."""
         if len(self._queue) >= self._max_queue + self._free:  # free instances take some now
             raise Overloaded(
                 f"{self.label}: queue is full ({self._max_queue} requests waiting); retry later"
@@ -112,13 +112,22 @@ class Batcher:
             # dispatch after this loop iteration: requests that arrive together batch together
             self._dispatch_scheduled = True
             loop.call_soon(self._scheduled_dispatch)
+        return pending
+
+    async def infer(
+        self, inputs: dict[str, Array], output_names: list[str], rows: int, timeout_s: float | None
+    ) -> Outputs:
+        """Queue one validated request and wait for its outputs."""
+        pending = self.submit(inputs, output_names, rows, timeout_s)
         try:
             return await pending.future
         except asyncio.CancelledError:
-            self._leave(pending)
+            self.withdraw(pending)
             raise
 
-    def _leave(self, pending: Pending) -> None:
+    def withdraw(self, pending: Pending) -> None:
+        """The caller went away: take its request out of the queue if it is still there."""
+        pending.future.cancel()
         if pending.timer is not None:
             pending.timer.cancel()
         try:
@@ -146,6 +155,8 @@ class Batcher:
             if self._should_wait():
                 return
             batch = self._take()
+            if not batch:
+                return
             self._free -= 1
             now = time.perf_counter_ns()
             for pending in batch:
@@ -181,15 +192,25 @@ class Batcher:
         self._dispatch()
 
     def _take(self) -> list[Pending]:
-        """The oldest request and its compatible followers, whole, within the row limit."""
-        first = self._queue.popleft()
+        """The oldest request and its compatible followers, whole, within the row limit.
+
+        Requests whose caller has gone (cancelled futures) are dropped on the way.
+        """
+        queue = self._queue
+        while queue and queue[0].future.done():
+            queue.popleft()
+        if not queue:
+            return []
+        first = queue.popleft()
         batch = [first]
         if not self._combine:
             return batch
         rows = first.rows
         skipped: list[Pending] = []
-        while self._queue and rows < self._max_rows:
-            pending = self._queue.popleft()
+        while queue and rows < self._max_rows:
+            pending = queue.popleft()
+            if pending.future.done():
+                continue
             if pending.key == first.key and rows + pending.rows <= self._max_rows:
                 batch.append(pending)
                 rows += pending.rows

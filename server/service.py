@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
-from .errors import InvalidInput, ModelNotReady, ServeError
+from .batching import Pending
+from .errors import InternalError, InvalidInput, ModelNotReady, ServeError
 from .metrics import Metrics
 from .model_store import ModelStore, ModelVersion
-from .types import InferRequest, InferResponse
+from .types import Array, InferRequest, InferResponse
 from .validation import validate
+
+Outcome = InferResponse | ServeError
 
 log = logging.getLogger(__name__)
 
@@ -37,37 +42,88 @@ class InferenceService:
             raise ModelNotReady("server is shutting down")
         return self.store.get(name, version)
 
-    async def infer(self, request: InferRequest) -> InferResponse:
-        """Validate and run ``request``; raises ServeError subclasses for every failure."""
-        model = self.model(request.model_name, request.model_version)
-        assert model.batcher is not None
+    def submit(self, request: InferRequest, on_done: Callable[[Outcome], None]) -> Pending | None:
+        """Start ``request``; ``on_done`` later gets its InferResponse or ServeError, on the loop.
+
+        Errors found at once (unknown model, invalid input, full queue) reach ``on_done``
+        before this returns None. The returned Pending lets a caller that goes away withdraw.
+        """
         started = time.perf_counter_ns()
-        self._enter()
-        outcome, rows = "error", 0
+        try:
+            model = self.model(request.model_name, request.model_version)
+        except ServeError as error:
+            on_done(error)
+            return None
         try:
             output_names = validate(request, model.signature, model.name)
             rows = _rows(request, model)
-            outputs = await model.batcher.infer(
-                request.inputs, output_names, rows, _timeout_s(request)
-            )
-            outcome = "ok"
+            assert model.batcher is not None
+            pending = model.batcher.submit(request.inputs, output_names, rows, _timeout_s(request))
         except ServeError as error:
-            outcome = type(error).__name__
-            raise
-        except asyncio.CancelledError:
-            outcome = "cancelled"  # the caller left: not the model's failure
-            raise
-        finally:
-            self._leave()
-            self._record(model, request.protocol, outcome, rows, time.perf_counter_ns() - started)
-        datatypes = model.output_datatypes
-        return InferResponse(
-            model_name=model.name,
-            model_version=str(model.version),
-            outputs={name: outputs[name] for name in output_names},
-            datatypes={name: datatypes[name] for name in output_names},
-            id=request.id,
+            self._record(model, request.protocol, type(error).__name__, 0, 0)
+            on_done(error)
+            return None
+        self._enter()
+        pending.future.add_done_callback(
+            functools.partial(self._complete, model, request, output_names, rows, started, on_done)
         )
+        return pending
+
+    def _complete(
+        self,
+        model: ModelVersion,
+        request: InferRequest,
+        output_names: list[str],
+        rows: int,
+        started: int,
+        on_done: Callable[[Outcome], None],
+        future: asyncio.Future[dict[str, Array]],
+    ) -> None:
+        self._leave()
+        elapsed = time.perf_counter_ns() - started
+        if future.cancelled():
+            self._record(model, request.protocol, "cancelled", rows, elapsed)
+            return
+        error = future.exception()
+        if error is not None:
+            if not isinstance(error, ServeError):
+                log.error("model %s: %r", model.name, error)
+                error = InternalError(f'model "{model.name}": {error!r}')
+            self._record(model, request.protocol, type(error).__name__, rows, elapsed)
+            on_done(error)
+            return
+        outputs = future.result()
+        self._record(model, request.protocol, "ok", rows, elapsed)
+        datatypes = model.output_datatypes
+        on_done(
+            InferResponse(
+                model_name=model.name,
+                model_version=str(model.version),
+                outputs={name: outputs[name] for name in output_names},
+                datatypes={name: datatypes[name] for name in output_names},
+                id=request.id,
+            )
+        )
+
+    async def infer(self, request: InferRequest) -> InferResponse:
+        """Validate and run ``request``; raises ServeError subclasses for every failure."""
+        answer: asyncio.Future[InferResponse] = asyncio.get_running_loop().create_future()
+
+        def on_done(outcome: Outcome) -> None:
+            if answer.done():
+                return
+            if isinstance(outcome, ServeError):
+                answer.set_exception(outcome)
+            else:
+                answer.set_result(outcome)
+
+        pending = self.submit(request, on_done)
+        try:
+            return await answer
+        except asyncio.CancelledError:
+            if pending is not None:
+                pending.future.cancel()  # never runs; its done callback records the cancellation
+            raise
 
     def _record(self, model: ModelVersion, protocol: str, outcome: str, rows: int, ns: int) -> None:
         key = (model.name, protocol, outcome)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -17,6 +18,7 @@ from .. import metadata
 from .._proto import grpc_service_pb2 as pb
 from .._proto import grpc_service_pb2_grpc as pb_grpc
 from .._proto import model_config_pb2
+from ..batching import Pending
 from ..errors import ModelNotFound, ModelNotReady, ServeError
 from ..service import InferenceService
 from . import grpc_codec
@@ -132,14 +134,17 @@ class InferenceStream:
 
     Every request is a ModelInferRequest joining the same batches as unary calls; every answer
     a ModelStreamInferResponse carrying the request's id, with errors in ``error_message`` so
-    the stream stays open.
+    the stream stays open. Requests are started as they are read (no task per request); a
+    single writer sends the answers.
     """
 
     def __init__(self, service: InferenceService, context: Any) -> None:
         self.service = service
         self.context = context
         self.answers: asyncio.Queue[Any] = asyncio.Queue()
-        self.running: set[asyncio.Task[None]] = set()
+        self.outstanding = 0
+        self.reading = True
+        self.pending: set[Pending] = set()
 
     async def serve(self, messages: AsyncIterator[bytes]) -> None:
         reader = asyncio.create_task(self._read(messages))
@@ -148,39 +153,57 @@ class InferenceStream:
                 await self.context.write(answer)
         finally:
             reader.cancel()
-            for task in list(self.running):
-                task.cancel()
+            for pending in self.pending:
+                pending.future.cancel()  # the client is gone: nobody to answer
 
     async def _read(self, messages: AsyncIterator[bytes]) -> None:
         async for data in messages:
-            task = asyncio.create_task(self._answer(data))
-            self.running.add(task)
-            task.add_done_callback(self.running.discard)
-        if self.running:
-            await asyncio.wait(list(self.running))
-        self.answers.put_nowait(None)
+            self._start(data)
+        self.reading = False
+        if self.outstanding == 0:
+            self.answers.put_nowait(None)
 
-    async def _answer(self, data: bytes) -> None:
-        request_id = model_name = ""
+    def _start(self, data: bytes) -> None:
+        self.outstanding += 1
         try:
             message = pb.ModelInferRequest.FromString(data)
-            request_id, model_name = message.id, message.model_name
-            infer_request = grpc_codec.decode_request(message)
-            infer_request.protocol = "grpc-stream"
-            infer_request.timeout_s = self.context.time_remaining()
-            response = await self.service.infer(infer_request)
-            answer = pb.ModelStreamInferResponse(
-                infer_response=grpc_codec.encode_response(response)
-            )
-        except (ServeError, DecodeError) as error:
-            text = str(error) if isinstance(error, ServeError) else f"malformed request: {error}"
-            answer = _stream_error(text, request_id, model_name)
-        except Exception as error:
-            log.exception("unhandled error in a ModelStreamInfer request")
-            answer = _stream_error(
-                f"internal error: {type(error).__name__}", request_id, model_name
-            )
+        except DecodeError as error:
+            self._answer(_stream_error(f"malformed request: {error}", "", ""))
+            return
+        request_id, model_name = message.id, message.model_name
+        try:
+            request = grpc_codec.decode_request(message)
+        except ServeError as error:
+            self._answer(_stream_error(str(error), request_id, model_name))
+            return
+        request.protocol = "grpc-stream"
+        request.timeout_s = self.context.time_remaining()
+        pending = self.service.submit(
+            request, functools.partial(self._finished, request_id, model_name)
+        )
+        if pending is not None and not pending.future.done():
+            self.pending.add(pending)
+            pending.future.add_done_callback(functools.partial(self._forget, pending))
+
+    def _forget(self, pending: Pending, _: object) -> None:
+        self.pending.discard(pending)
+
+    def _finished(self, request_id: str, model_name: str, outcome: Any) -> None:
+        if isinstance(outcome, ServeError):
+            self._answer(_stream_error(str(outcome), request_id, model_name))
+            return
+        try:
+            response = grpc_codec.encode_response(outcome)
+        except ServeError as error:
+            self._answer(_stream_error(str(error), request_id, model_name))
+            return
+        self._answer(pb.ModelStreamInferResponse(infer_response=response))
+
+    def _answer(self, answer: Any) -> None:
+        self.outstanding -= 1
         self.answers.put_nowait(answer)
+        if not self.reading and self.outstanding == 0:
+            self.answers.put_nowait(None)
 
 
 def _stream_error(text: str, request_id: str, model_name: str) -> Any:

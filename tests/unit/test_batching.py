@@ -1,0 +1,130 @@
+"""The Batcher's scheduling with a real ONNX Runtime session, on a real event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from server.batching import Batcher
+from server.errors import DeadlineExceeded, Overloaded
+from server.metrics import Metrics
+from server.runtime import OrtRuntime
+from server.settings import BatchingConfig, RuntimeConfig
+from server.stats import ModelStats
+from tests.onnx_models import identity, scale
+
+
+@pytest.fixture
+def runtimes(tmp_path: Path) -> Iterator[dict[str, OrtRuntime]]:
+    scale(tmp_path, "scale", 1, 2.0)
+    identity(tmp_path, "identity", ["FP32"])
+    made = {
+        name: OrtRuntime(tmp_path / name / "1" / "model.onnx", RuntimeConfig(), "cpu", None, 1)
+        for name in ("scale", "identity")
+    }
+    yield made
+    for runtime in made.values():
+        runtime.close()
+
+
+def make_batcher(runtime: OrtRuntime, **config: object) -> tuple[Batcher, ModelStats]:
+    stats = ModelStats()
+    batching = BatchingConfig(**config)  # type: ignore[arg-type]
+    signature = runtime.signature
+    if batching.max_batch_size is not None:  # as the server does when it loads the model
+        signature = dataclasses.replace(signature, max_batch_size=batching.max_batch_size)
+    batcher = Batcher("test", runtime, signature, batching, stats, Metrics().for_model("test", 1))
+    return batcher, stats
+
+
+def rows_of(value: float, rows: int, width: int = 4) -> dict[str, np.ndarray]:
+    return {"x": np.full((rows, width), value, dtype=np.float32)}
+
+
+async def submit_all(batcher: Batcher, requests: list[dict[str, np.ndarray]], name: str = "y"):
+    """Queue every request in one loop iteration, so they can share model runs."""
+    calls = [
+        batcher.infer(inputs, [name], next(iter(inputs.values())).shape[0], None)
+        for inputs in requests
+    ]
+    return await asyncio.gather(*calls, return_exceptions=True)
+
+
+def sizes(stats: ModelStats) -> dict[int, int]:
+    return {size: b.compute_infer.count for size, b in stats.batches.items()}
+
+
+def test_requests_queued_together_share_one_run(runtimes):
+    batcher, stats = make_batcher(runtimes["scale"])
+    requests = [rows_of(k, 1 + k % 2) for k in range(5)]
+    results = asyncio.run(submit_all(batcher, requests))
+    for k, result in enumerate(results):
+        np.testing.assert_array_equal(result["y"], requests[k]["x"] * 2)
+    assert stats.execution_count == 1 and sizes(stats) == {7: 1}
+
+
+def test_disabled_batching_runs_each_request_alone(runtimes):
+    batcher, stats = make_batcher(runtimes["scale"], enabled=False)
+    asyncio.run(submit_all(batcher, [rows_of(k, 2) for k in range(3)]))
+    assert sizes(stats) == {2: 3}
+
+
+def test_row_limit_keeps_requests_whole_and_in_order(runtimes):
+    batcher, stats = make_batcher(runtimes["scale"], max_batch_size=4)
+    results = asyncio.run(submit_all(batcher, [rows_of(1, 3), rows_of(2, 2), rows_of(3, 1)]))
+    assert [r["y"].shape[0] for r in results] == [3, 2, 1]
+    assert sizes(stats) == {3: 2}  # [3] then [2, 1]: the 2-row request is never split
+
+
+def test_preferred_size_cuts_the_batch(runtimes):
+    batcher, stats = make_batcher(runtimes["scale"], preferred_batch_sizes=(2,))
+    asyncio.run(submit_all(batcher, [rows_of(k, 1) for k in range(3)]))
+    assert sizes(stats) == {2: 1, 1: 1}
+
+
+def test_different_non_batch_dims_never_share_a_run(runtimes):
+    batcher, stats = make_batcher(runtimes["identity"])
+    requests = [{"IN_FP32": np.full((1, 3 + k % 2), k, np.float32)} for k in range(5)]
+    results = asyncio.run(submit_all(batcher, requests, "OUT_FP32"))
+    for request, result in zip(requests, results, strict=True):
+        np.testing.assert_array_equal(result["OUT_FP32"], request["IN_FP32"])
+    assert sizes(stats) == {3: 1, 2: 1}
+
+
+def test_full_queue_refuses_at_once(runtimes):
+    batcher, _ = make_batcher(runtimes["scale"], max_queue_size=2, enabled=False)
+    results = asyncio.run(submit_all(batcher, [rows_of(k, 1) for k in range(5)]))
+    refused = [r for r in results if isinstance(r, Overloaded)]
+    assert len(refused) == 2 and "queue is full" in str(refused[0])  # 1 runs, 2 wait
+
+
+def test_deadline_passed_in_queue(runtimes):
+    batcher, stats = make_batcher(runtimes["scale"], enabled=False)
+
+    async def main():
+        running = batcher.infer(rows_of(1, 1), ["y"], 1, None)
+        late = batcher.infer(rows_of(2, 1), ["y"], 1, 0.0)
+        return await asyncio.gather(running, late, return_exceptions=True)
+
+    first, second = asyncio.run(main())
+    np.testing.assert_array_equal(first["y"], np.full((1, 4), 2.0))
+    assert isinstance(second, DeadlineExceeded) and "deadline" in str(second)
+    assert stats.execution_count == 1
+
+
+def test_delay_waits_for_company(runtimes):
+    batcher, stats = make_batcher(runtimes["scale"], max_queue_delay_us=200_000)
+
+    async def main():
+        first = asyncio.ensure_future(batcher.infer(rows_of(1, 1), ["y"], 1, None))
+        await asyncio.sleep(0.02)  # well inside the delay: the first one is still waiting
+        second = batcher.infer(rows_of(2, 1), ["y"], 1, None)
+        return await asyncio.gather(first, second)
+
+    asyncio.run(main())
+    assert sizes(stats) == {2: 1}
