@@ -53,7 +53,7 @@ def model_config(model: ModelVersion) -> dict[str, Any]:
             "is_shape_tensor": False,
         }
 
-    return {
+    config: dict[str, Any] = {
         "name": model.name,
         "platform": PLATFORM,
         "backend": "onnxruntime",
@@ -77,3 +77,19 @@ def model_config(model: ModelVersion) -> dict[str, Any]:
         "model_transaction_policy": {"decoupled": False},
         "response_cache": {"enable": False},
     }
+    batching = model.config.batching
+    if batching.enabled and signature.max_batch_size > 0:
+        config["dynamic_batching"] = {
+            "preferred_batch_size": list(batching.preferred_batch_sizes),
+            "max_queue_delay_microseconds": batching.max_queue_delay_us,
+            "preserve_ordering": False,
+            "priority_levels": 0,
+            "default_priority_level": 0,
+            "default_queue_policy": {
+                "timeout_action": "REJECT",
+                "default_timeout_microseconds": batching.timeout_ms * 1000,
+                "allow_timeout_override": True,
+                "max_queue_size": batching.max_queue_size,
+            },
+        }
+    return config

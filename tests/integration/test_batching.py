@@ -306,3 +306,16 @@ def test_prometheus_metrics(batching_server):
     ):
         assert name in text
     assert 'ortserve_batch_size_count{model="add_sub_batched",version="1"}' in text
+
+
+def test_model_config_shows_dynamic_batching(batching_server):
+    for module, url in ((httpclient, batching_server.http), (grpcclient, batching_server.grpc)):
+        client = module.InferenceServerClient(url)
+        kwargs = {"as_json": True} if module is grpcclient else {}
+        config = client.get_model_config("gather", **kwargs)
+        config = config.get("config", config)
+        batching = config["dynamic_batching"]
+        assert [int(n) for n in batching["preferred_batch_size"]] == [4]
+        assert int(batching["max_queue_delay_microseconds"]) == 300000
+        off = client.get_model_config("slow", **kwargs)
+        assert "dynamic_batching" not in off.get("config", off)
