@@ -84,6 +84,10 @@ def plan(quick: bool) -> list[Planned]:
     items.append(Planned(NO_BATCHING, Point("grpc", LARGE_MODEL, 64)))
     items += _pair(ORTSERVE, FLOOR_GRPC, Point("grpc", LARGE_MODEL, 16, rows=16))
     items.append(Planned(ORTSERVE, Point("grpc", LARGE_MODEL, 64), OPEN_LOOP_FRACTION))
+    if not quick:  # nothing may be lost at the top load either
+        for model in (SMALL_MODELS[0], LARGE_MODEL):
+            items.append(Planned(ORTSERVE, Point("grpc", model, 256)))
+        items.append(Planned(ORTSERVE, Point("http", SMALL_MODELS[0], 256, encoding="binary")))
     return items
 
 
