@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
     config = args.config or os.environ.get(ENV_PREFIX + "CONFIG")
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         if settings.workers > 1:
             from .workers import run_workers
 
-            return run_workers(settings)
+            return run_workers(settings, argv[1:])  # after "serve"
         from .app import run
 
         return run(settings)

@@ -24,25 +24,25 @@ log = logging.getLogger("ortserve.workers")
 RESTART_DELAY_S = (0.5, 1, 2, 5, 10)  # backoff while a worker keeps dying
 
 
-def worker_command(settings: Settings) -> list[str]:
-    """The command line of one worker: every setting as a flag, one process, shared ports."""
-    args = [sys.executable, "-m", "server", "serve"]
-    for field in dataclasses.fields(Settings):
-        value = getattr(settings, field.name)
-        flag = "--" + field.name.replace("_", "-")
-        if field.name in ("workers", "reuse_port", "intra_op_threads") or value is None:
-            continue
-        args += [flag, str(value)]
-    args += ["--intra-op-threads", str(settings.threads_per_model())]
-    return [*args, "--workers", "1", "--reuse-port"]
+def worker_command(settings: Settings, argv: list[str]) -> list[str]:
+    """One worker's command line: the parent's own arguments (so the same config file and
+    environment apply), then the reserved ports, one process, shared ports, its threads."""
+    return [
+        sys.executable, "-m", "server", "serve", *argv,
+        "--http-port", str(settings.http_port),
+        "--grpc-port", str(settings.grpc_port),
+        "--intra-op-threads", str(settings.threads_per_model()),
+        "--workers", "1",
+        "--reuse-port",
+    ]  # fmt: skip
 
 
 class Supervisor:
     """Starts, watches and stops the worker processes."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, argv: list[str]) -> None:
         self.settings = settings
-        self.command = worker_command(settings)
+        self.command = worker_command(settings, argv)
         self.processes: dict[int, asyncio.subprocess.Process] = {}
         self.ready: dict[int, asyncio.Event] = {}
         self.stopping = False
@@ -89,7 +89,7 @@ class Supervisor:
                 process.send_signal(sig)
 
 
-async def supervise(settings: Settings) -> int:
+async def supervise(settings: Settings, argv: list[str]) -> int:
     host = settings.host
     # Reserve the ports for the workers' lifetime: bound, never listening, so the kernel
     # never hands this socket a connection.
@@ -98,7 +98,7 @@ async def supervise(settings: Settings) -> int:
     ports = dataclasses.replace(
         settings, http_port=http.getsockname()[1], grpc_port=grpc.getsockname()[1]
     )
-    supervisor = Supervisor(ports)
+    supervisor = Supervisor(ports, argv)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -139,11 +139,11 @@ async def _wait_started(supervisor: Supervisor, stop: asyncio.Event) -> bool:
     return ready.done() and not ready.cancelled() and not stop.is_set()
 
 
-def run_workers(settings: Settings) -> int:
+def run_workers(settings: Settings, argv: list[str]) -> int:
     """Run ``settings.workers`` worker processes until SIGTERM / SIGINT; the exit code."""
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    return asyncio.run(supervise(settings))
+    return asyncio.run(supervise(settings, argv))
