@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, log_reader
 from .errors import ConfigError
 from .settings import ENV_PREFIX, Settings, load_settings
 
@@ -94,16 +94,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="bind both ports with SO_REUSEPORT, so several processes can share them",
     )
     serve.add_argument(
+        "--prediction-log-dir",
+        metavar="DIR",
+        help="write every prediction to rotating JSONL segments in DIR (default: off; the "
+        "other prediction_log_* settings come from the config file or ORTSERVE_PREDICTION_LOG_*)",
+    )
+    serve.add_argument(
         "--log-level",
         choices=["debug", "info", "warning", "error"],
         help=f"log level (default {defaults.log_level})",
     )
+    log_reader.add_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    if args.command == "logs":
+        return log_reader.run(args)
     overrides = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
     config = args.config or os.environ.get(ENV_PREFIX + "CONFIG")
     try:

@@ -25,6 +25,7 @@ from .frontends.http_app import build_http_app
 from .health import warm_up
 from .metrics import Metrics
 from .model_store import ModelStore, ModelVersion
+from .prediction_log import LogConfig, PredictionLog
 from .repository import ModelSource, scan_repository
 from .runtime import OrtRuntime
 from .service import InferenceService
@@ -93,6 +94,23 @@ async def load_models(settings: Settings, metrics: Metrics) -> ModelStore:
     return ModelStore(loaded)
 
 
+def _prediction_log(settings: Settings) -> PredictionLog | None:
+    if settings.prediction_log_dir is None:
+        return None
+    return PredictionLog(
+        LogConfig(
+            directory=settings.prediction_log_dir,
+            segment_bytes=settings.prediction_log_segment_mb * 2**20,
+            segment_age_s=settings.prediction_log_segment_age_s,
+            gzip_closed=settings.prediction_log_gzip,
+            fsync_interval_s=settings.prediction_log_fsync_interval_s,
+            queue_size=settings.prediction_log_queue_size,
+            when_full=settings.prediction_log_when_full,
+            block_ms=settings.prediction_log_block_ms,
+        )
+    )
+
+
 def bind_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     """A TCP socket bound to ``host:port`` (not yet listening)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -128,7 +146,12 @@ class App:
         settings = self.settings
         metrics = Metrics()
         store = await load_models(settings, metrics)
-        service = InferenceService(store, metrics)
+        prediction_log = _prediction_log(settings)
+        if prediction_log is not None:
+            prediction_log.start()
+            metrics.prediction_log_depth.set_function(lambda: prediction_log.depth)
+            metrics.prediction_log_dropped.set_function(lambda: prediction_log.dropped)
+        service = InferenceService(store, metrics, prediction_log)
         grpc_server, grpc_port, health = await build_grpc_server(
             service,
             settings.host,
@@ -176,6 +199,13 @@ class App:
                 await http_task
             for model in store.all_versions():
                 model.runtime.close()
+            if prediction_log is not None:  # after the drain: every answered request is in it
+                await asyncio.to_thread(prediction_log.close)
+                log.info(
+                    "prediction log: %d records written, %d dropped",
+                    prediction_log.written,
+                    prediction_log.dropped,
+                )
 
 
 def run(settings: Settings) -> int:

@@ -70,6 +70,16 @@ class Metrics:
             ["model", "version"],
             registry=self.registry,
         )
+        self.prediction_log_depth = Gauge(
+            "ortserve_prediction_log_depth",
+            "Prediction records waiting to be written",
+            registry=self.registry,
+        )
+        self.prediction_log_dropped = Gauge(
+            "ortserve_prediction_log_dropped",
+            "Prediction records dropped (queue full, drop)",
+            registry=self.registry,
+        )
         self.model_ready = Gauge(
             "ortserve_model_ready",
             "1 when the model version is ready",

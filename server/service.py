@@ -13,6 +13,7 @@ from .batching import Pending
 from .errors import InternalError, InvalidInput, ModelNotReady, ServeError
 from .metrics import Metrics
 from .model_store import ModelStore, ModelVersion
+from .prediction_log import PredictionLog, Record
 from .types import Array, InferRequest, InferResponse
 from .validation import validate
 
@@ -24,9 +25,12 @@ log = logging.getLogger(__name__)
 class InferenceService:
     """Looks models up, validates requests, hands them to batchers, tracks work in flight."""
 
-    def __init__(self, store: ModelStore, metrics: Metrics) -> None:
+    def __init__(
+        self, store: ModelStore, metrics: Metrics, prediction_log: PredictionLog | None = None
+    ) -> None:
         self.store = store
         self.metrics = metrics
+        self.prediction_log = prediction_log
         self.is_accepting = False
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -61,6 +65,7 @@ class InferenceService:
             pending = model.batcher.submit(request.inputs, output_names, rows, _timeout_s(request))
         except ServeError as error:
             self._record(model, request.protocol, type(error).__name__, 0, 0)
+            self._log(model, request, started, error, None)
             on_done(error)
             return None
         self._enter()
@@ -90,23 +95,67 @@ class InferenceService:
                 log.error("model %s: %r", model.name, error)
                 error = InternalError(f'model "{model.name}": {error!r}')
             self._record(model, request.protocol, type(error).__name__, rows, elapsed)
+            self._log(model, request, started, error, None)
             on_done(error)
             return
         outputs = future.result()
         self._record(model, request.protocol, "ok", rows, elapsed)
+        selected = {name: outputs[name] for name in output_names}
+        self._log(model, request, started, None, selected)
         datatypes = model.output_datatypes
         on_done(
             InferResponse(
                 model_name=model.name,
                 model_version=str(model.version),
-                outputs={name: outputs[name] for name in output_names},
+                outputs=selected,
                 datatypes={name: datatypes[name] for name in output_names},
                 id=request.id,
             )
         )
 
+    def _log(
+        self,
+        model: ModelVersion,
+        request: InferRequest,
+        started: int,
+        error: ServeError | None,
+        outputs: dict[str, Array] | None,
+    ) -> None:
+        """Hand the prediction to the prediction log (when there is one); never waits."""
+        log_config = model.config.logging
+        if self.prediction_log is None or not log_config.enabled:
+            return
+        self.prediction_log.put(
+            Record(
+                timestamp=time.time(),
+                request_id=request.id,
+                model=model.name,
+                version=str(model.version),
+                route="primary",
+                latency_ms=(time.perf_counter_ns() - started) / 1e6,
+                status="ok" if error is None else error.grpc_code,
+                protocol=request.protocol,
+                inputs=None if log_config.inputs == "none" else request.inputs,
+                input_policy=log_config.inputs,
+                outputs=outputs if log_config.outputs else None,
+                error="" if error is None else str(error),
+            )
+        )
+
+    @property
+    def must_wait_for_log(self) -> bool:
+        """True when the prediction log is full and new requests must wait for room."""
+        return self.prediction_log is not None and self.prediction_log.is_full
+
+    async def wait_for_log(self) -> None:
+        """Wait (bounded) for room in the prediction log; raises Overloaded when there is none."""
+        if self.prediction_log is not None:
+            await self.prediction_log.admit()
+
     async def infer(self, request: InferRequest) -> InferResponse:
         """Validate and run ``request``; raises ServeError subclasses for every failure."""
+        if self.must_wait_for_log:
+            await self.wait_for_log()
         answer: asyncio.Future[InferResponse] = asyncio.get_running_loop().create_future()
 
         def on_done(outcome: Outcome) -> None:

@@ -41,6 +41,14 @@ class Settings:
     workers: int = 1
     reuse_port: bool = False  # SO_REUSEPORT on both ports (set for every worker of --workers)
     intra_op_threads: int = 0  # for models whose config says 0; 0: cores ÷ workers
+    prediction_log_dir: Path | None = None  # None: no prediction log
+    prediction_log_segment_mb: int = 64
+    prediction_log_segment_age_s: float = 3600.0
+    prediction_log_gzip: bool = False
+    prediction_log_fsync_interval_s: float = 1.0
+    prediction_log_queue_size: int = 65536
+    prediction_log_when_full: str = "block"  # "block" (bounded) or "drop"
+    prediction_log_block_ms: int = 1000
 
     def threads_per_model(self) -> int:
         """Intra-op threads for a model that names none: the cores, shared by the workers."""
@@ -51,6 +59,14 @@ class Settings:
             raise ConfigError(f"workers: {self.workers} must be at least 1")
         if self.intra_op_threads < 0:
             raise ConfigError("intra_op_threads: must be 0 (automatic) or more")
+        if self.prediction_log_when_full not in ("block", "drop"):
+            raise ConfigError(
+                f'prediction_log_when_full: "{self.prediction_log_when_full}" is not block or drop'
+            )
+        if min(self.prediction_log_segment_mb, self.prediction_log_queue_size) < 1:
+            raise ConfigError("prediction_log_segment_mb and _queue_size must be positive")
+        if self.prediction_log_fsync_interval_s <= 0 or self.prediction_log_block_ms < 0:
+            raise ConfigError("prediction_log: fsync interval must be positive, block_ms >= 0")
         for name in ("http_port", "grpc_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
@@ -117,11 +133,25 @@ class RuntimeConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LoggingConfig:
+    """``[logging]``: what the prediction log keeps of this model's predictions."""
+
+    enabled: bool = True
+    inputs: str = "hash"  # "full", "hash" (sha256 of the input bytes) or "none"
+    outputs: bool = True
+
+    def __post_init__(self) -> None:
+        if self.inputs not in ("full", "hash", "none"):
+            raise ConfigError(f'logging.inputs: "{self.inputs}" is not one of full, hash, none')
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ModelConfig:
     """A model's ``config.toml``; every section is optional."""
 
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
 def _check_device(device: str, key: str) -> None:

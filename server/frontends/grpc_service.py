@@ -158,6 +158,13 @@ class InferenceStream:
 
     async def _read(self, messages: AsyncIterator[bytes]) -> None:
         async for data in messages:
+            if self.service.must_wait_for_log:
+                try:
+                    await self.service.wait_for_log()
+                except ServeError as error:
+                    self.outstanding += 1
+                    self._answer(_stream_error(str(error), "", ""))
+                    continue
             self._start(data)
         self.reading = False
         if self.outstanding == 0:
