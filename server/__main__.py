@@ -96,8 +96,51 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--prediction-log-dir",
         metavar="DIR",
-        help="write every prediction to rotating JSONL segments in DIR (default: off; the "
-        "other prediction_log_* settings come from the config file or ORTSERVE_PREDICTION_LOG_*)",
+        help="write every prediction to rotating JSONL segments in DIR (default: off)",
+    )
+    serve.add_argument(
+        "--prediction-log-segment-mb",
+        type=int,
+        metavar="MB",
+        help=f"start a new segment past this size (default {defaults.prediction_log_segment_mb})",
+    )
+    serve.add_argument(
+        "--prediction-log-segment-age-s",
+        type=float,
+        metavar="S",
+        help="start a new segment past this age "
+        f"(default {defaults.prediction_log_segment_age_s:g})",
+    )
+    serve.add_argument(
+        "--prediction-log-gzip",
+        action="store_const",
+        const=True,
+        help="gzip segments once they are closed",
+    )
+    serve.add_argument(
+        "--prediction-log-fsync-interval-s",
+        type=float,
+        metavar="S",
+        help="a record is on disk (fsync) at most this long after its answer "
+        f"(default {defaults.prediction_log_fsync_interval_s:g})",
+    )
+    serve.add_argument(
+        "--prediction-log-queue-size",
+        type=int,
+        metavar="N",
+        help=f"records waiting to be written (default {defaults.prediction_log_queue_size})",
+    )
+    serve.add_argument(
+        "--prediction-log-when-full",
+        choices=["block", "drop"],
+        help="block: new requests wait for room (bounded), then 429; drop: count and drop "
+        f"records (default {defaults.prediction_log_when_full})",
+    )
+    serve.add_argument(
+        "--prediction-log-block-ms",
+        type=int,
+        metavar="MS",
+        help=f"how long block waits (default {defaults.prediction_log_block_ms})",
     )
     serve.add_argument(
         "--log-level",
