@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import socket
@@ -22,7 +23,7 @@ import uvicorn
 from .batching import Batcher
 from .frontends.grpc_service import build_grpc_server, set_health
 from .frontends.http_app import build_http_app
-from .health import warm_up
+from .health import check, due_for_check, record_run, set_checked, warm_up
 from .metrics import Metrics
 from .model_store import ModelStore, ModelVersion
 from .prediction_log import LogConfig, PredictionLog
@@ -32,6 +33,7 @@ from .service import InferenceService
 from .settings import Settings
 
 log = logging.getLogger("ortserve")
+HEALTH_TICK_S = 0.2
 
 
 class _HttpServer(uvicorn.Server):
@@ -60,10 +62,14 @@ def _load_version(
         source.config.batching,
         model.stats,
         metrics.for_model(source.name, version),
+        on_run=functools.partial(record_run, model),
+        check_finite=source.config.health.check_finite,
     )
     warm_up(model)
+    if not model.health.healthy:
+        log.warning("%s version %d is not ready: %s", source.name, version, model.health.reason)
     labels = (source.name, str(version))
-    metrics.model_ready.labels(*labels).set(1)
+    metrics.model_ready.labels(*labels).set_function(lambda: float(model.is_healthy))
     metrics.queue_depth.labels(*labels).set_function(lambda: batcher.queue_depth)
     log.info(
         "loaded %s version %d on %s (max_batch_size %d)",
@@ -181,13 +187,13 @@ class App:
                     raise RuntimeError("HTTP server stopped during start-up")
                 await asyncio.sleep(0.01)
             service.is_accepting = True
-            await set_health(health, service)
-            print(
-                f"ortserve ready http={address(settings.host, http_port)} "
-                f"grpc={address(settings.host, grpc_port)}",
-                flush=True,
+            addresses = (
+                f"http={address(settings.host, http_port)} grpc={address(settings.host, grpc_port)}"
             )
+            print(f"ortserve serving {addresses}", flush=True)
+            watcher = asyncio.create_task(watch_health(service, health, addresses))
             await self._stop.wait()
+            watcher.cancel()
             log.info("shutting down")
         finally:
             service.is_accepting = False
@@ -206,6 +212,32 @@ class App:
                     prediction_log.written,
                     prediction_log.dropped,
                 )
+
+
+async def watch_health(service: InferenceService, health: Any, addresses: str) -> None:
+    """Publish readiness (grpc.health.v1 too), check not-ready versions again when due,
+    and print the ready line the first time every model is ready."""
+    announced = False
+    published: tuple[bool, ...] | None = None
+    while True:
+        for model in service.store.all_versions():
+            if model.is_ready and due_for_check(model):
+                reason, _ = await asyncio.to_thread(check, model)
+                if set_checked(model, reason):
+                    log.warning(
+                        "%s version %d is %s",
+                        model.name,
+                        model.version,
+                        "ready again" if reason is None else f"not ready: {reason}",
+                    )
+        state = tuple(m.is_healthy for m in service.store.all_versions())
+        if state != published:
+            await set_health(health, service)
+            published = state
+        if not announced and service.is_ready():
+            print(f"ortserve ready {addresses}", flush=True)
+            announced = True
+        await asyncio.sleep(HEALTH_TICK_S)
 
 
 def run(settings: Settings) -> int:

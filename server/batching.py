@@ -17,6 +17,7 @@ import functools
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,7 @@ class RunResult:
     """What a runtime thread hands back for one batch."""
 
     results: list[Outputs | ServeError] = field(default_factory=list)
+    nonfinite: str = ""  # an output that held NaN or Inf
     input_ns: int = 0
     infer_ns: int = 0
     output_ns: int = 0
@@ -68,8 +70,12 @@ class Batcher:
         config: BatchingConfig,
         stats: ModelStats,
         metrics: ModelMetrics,
+        on_run: Callable[[str | None], object] | None = None,
+        check_finite: bool = False,
     ) -> None:
         self.label = label
+        self._on_run = on_run  # told of each batch: None, or why it counts as a failure
+        self._check_finite = check_finite
         self._runtime = runtime
         self._combine = config.enabled and signature.max_batch_size > 0
         self._max_rows = signature.max_batch_size
@@ -253,6 +259,11 @@ class Batcher:
             result.results.append(InternalError(f"{self.label}: model run failed: {error}"))
             return result
         t2 = time.perf_counter_ns()
+        if self._check_finite:
+            for name, out in zip(names, outputs, strict=True):
+                if out.dtype.kind == "f" and not np.isfinite(out).all():
+                    result.nonfinite = name
+                    break
         if len(batch) == 1:
             result.results.append(dict(zip(names, outputs, strict=True)))
         else:
@@ -275,6 +286,7 @@ class Batcher:
             combined.input_ns += single.input_ns
             combined.infer_ns += single.infer_ns
             combined.output_ns += single.output_ns
+            combined.nonfinite = combined.nonfinite or single.nonfinite
         return combined
 
     def _finish(self, batch: list[Pending], run: RunResult | BaseException) -> None:
@@ -286,6 +298,14 @@ class Batcher:
         self._stats.record_batch(len(batch), rows, run.input_ns, run.infer_ns, run.output_ns)
         self._metrics.batch_size.observe(rows)
         self._metrics.compute_seconds.observe((run.input_ns + run.infer_ns + run.output_ns) / 1e9)
+        if self._on_run is not None:
+            failed = next((r for r in run.results if isinstance(r, ServeError)), None)
+            if failed is not None:
+                self._on_run(str(failed))
+            elif run.nonfinite:
+                self._on_run(f'output "{run.nonfinite}" held NaN or Inf')
+            else:
+                self._on_run(None)
         queue_stage = self._stats.stages["queue"]
         for pending, outcome in zip(batch, run.results, strict=True):
             waited = pending.dispatched_ns - pending.enqueued_ns

@@ -22,6 +22,23 @@ if TYPE_CHECKING:
     from .batching import Batcher
 
 
+@dataclass(slots=True)
+class Health:
+    """What the last checks said of one model version (see health.py)."""
+
+    healthy: bool = False
+    reason: str = "not checked yet"
+    consecutive_failures: int = 0
+    checked_at: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "healthy": self.healthy,
+            "reason": self.reason,
+            "consecutive_failures": self.consecutive_failures,
+        }
+
+
 @dataclass
 class ModelVersion:
     """One loaded version of a model."""
@@ -32,7 +49,13 @@ class ModelVersion:
     config: ModelConfig
     batcher: Batcher | None = None
     stats: ModelStats = field(default_factory=ModelStats)
-    is_ready: bool = False
+    is_ready: bool = False  # loaded and able to serve
+    health: Health = field(default_factory=Health)
+
+    @property
+    def is_healthy(self) -> bool:
+        """Ready in the protocol's sense: able to serve and its checks pass."""
+        return self.is_ready and self.health.healthy
 
     @property
     def signature(self) -> ModelSignature:
@@ -84,4 +107,4 @@ class ModelStore:
         return found
 
     def is_ready(self) -> bool:
-        return all(v.is_ready for v in self.all_versions())
+        return all(v.is_healthy for v in self.all_versions())

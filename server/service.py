@@ -199,6 +199,25 @@ class InferenceService:
             versions = self.store.versions(name)
         return {"model_stats": [v.stats.as_dict(v.name, v.version) for v in versions]}
 
+    def status(self, name: str | None = None) -> dict[str, Any]:
+        """Why the server, or one model, is ready or not: every version's health."""
+        versions = self.store.versions(name) if name else self.store.all_versions()
+        entries = [
+            {
+                "name": v.name,
+                "version": str(v.version),
+                "ready": self.is_accepting and v.is_healthy,
+                "loaded": v.is_ready,
+                **v.health.as_dict(),
+            }
+            for v in versions
+        ]
+        ready = self.is_accepting and all(e["ready"] for e in entries)
+        doc: dict[str, Any] = {"ready": ready, "models": entries}
+        if not self.is_accepting:
+            doc["reason"] = "server is shutting down"
+        return doc
+
     def _enter(self) -> None:
         self._in_flight += 1
         self.metrics.in_flight.inc()

@@ -146,12 +146,34 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HealthConfig:
+    """``[health]``: when this model counts as ready, and how it recovers."""
+
+    inputs: str | None = None  # golden inputs (.npz), relative to the version folder
+    outputs: str | None = None  # the outputs those inputs must give (.npz)
+    rtol: float = 1e-5
+    atol: float = 1e-6
+    check_finite: bool = True  # NaN or Inf in a float output is a failure
+    failures_to_unready: int = 5  # consecutive failed runs that make the model not ready
+    recheck_interval_s: float = 5.0  # how often a not-ready model is checked again
+
+    def __post_init__(self) -> None:
+        if (self.inputs is None) != (self.outputs is None):
+            raise ConfigError("health: golden inputs and outputs go together")
+        if self.failures_to_unready < 1 or self.recheck_interval_s <= 0:
+            raise ConfigError("health: failures_to_unready >= 1, recheck_interval_s > 0")
+        if self.rtol < 0 or self.atol < 0:
+            raise ConfigError("health: rtol and atol must be 0 or more")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ModelConfig:
     """A model's ``config.toml``; every section is optional."""
 
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
 
 
 def _check_device(device: str, key: str) -> None:

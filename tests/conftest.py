@@ -19,7 +19,7 @@ from tests.onnx_models import build_repository
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "models"
-READY = re.compile(r"^ortserve ready http=(\S+) grpc=(\S+)$")
+LINE = re.compile(r"^ortserve (ready|serving) http=(\S+) grpc=(\S+)$")
 START_TIMEOUT_S = 60
 
 
@@ -45,8 +45,14 @@ class RunningServer:
         return code
 
 
-def start_server(repo: Path, *args: str, env: dict[str, str] | None = None) -> RunningServer:
-    """Start ortserve on free ports and wait for its ready line (never a sleep)."""
+def start_server(
+    repo: Path, *args: str, env: dict[str, str] | None = None, wait_for: str = "ready"
+) -> RunningServer:
+    """Start ortserve on free ports and wait for its ready line (never a sleep).
+
+    ``wait_for="serving"`` waits only for the front ends, for servers whose models are
+    expected not to be ready.
+    """
     command = [sys.executable, "-m", "server", "serve", "--model-repository", str(repo)]
     command += ["--http-port", "0", "--grpc-port", "0", *args]
     process = subprocess.Popen(
@@ -64,8 +70,8 @@ def start_server(repo: Path, *args: str, env: dict[str, str] | None = None) -> R
         assert process.stdout is not None
         for line in process.stdout:
             output.append(line)
-            match = READY.match(line.strip())
-            if match and not found:
+            match = LINE.match(line.strip())
+            if match and match[1] == wait_for and not found:
                 found.append(match)
                 done.set()
         done.set()
@@ -79,7 +85,7 @@ def start_server(repo: Path, *args: str, env: dict[str, str] | None = None) -> R
         assert process.stdout is not None
         process.stdout.close()
         raise RuntimeError("ortserve did not become ready:\n" + "".join(output))
-    return RunningServer(process, found[0][1], found[0][2], output, reader)
+    return RunningServer(process, found[0][2], found[0][3], output, reader)
 
 
 def run_to_exit(repo: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

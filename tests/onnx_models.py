@@ -102,6 +102,8 @@ def build_repository(repo: Path) -> Path:
     scale(repo, "scale", 1, 1.0)
     scale(repo, "scale", 2, 2.0)
     (repo / "add_sub" / "config.toml").write_text("[batching]\nmax_batch_size = 8\n")
+    # 1/0 is Inf by design: the warm-up's zeros must not make it "not ready"
+    (repo / "reciprocal" / "config.toml").write_text("[health]\ncheck_finite = false\n")
     return repo
 
 

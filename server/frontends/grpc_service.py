@@ -41,14 +41,14 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelReady(self, request: Any, context: Any) -> Any:
         try:
-            self.service.model(request.name, request.version)
+            model = self.service.model(request.name, request.version)
         except ModelNotFound:
             return pb.ModelReadyResponse(ready=False)
         except ModelNotReady:
             if not self.service.is_accepting:
                 raise
             return pb.ModelReadyResponse(ready=False)
-        return pb.ModelReadyResponse(ready=True)
+        return pb.ModelReadyResponse(ready=model.is_healthy)
 
     async def ServerMetadata(self, request: Any, context: Any) -> Any:
         return json_format.ParseDict(metadata.server_metadata(), pb.ServerMetadataResponse())
@@ -253,5 +253,7 @@ async def set_health(health: HealthServicer, service: InferenceService) -> None:
     await health.set("", serving if ready else not_serving)
     await health.set(SERVICE_NAME, serving if ready else not_serving)
     for name in service.store.names():
-        model_ready = service.is_accepting and any(v.is_ready for v in service.store.versions(name))
+        model_ready = service.is_accepting and any(
+            v.is_healthy for v in service.store.versions(name)
+        )
         await health.set(name, serving if model_ready else not_serving)

@@ -78,6 +78,10 @@ def build_http_app(service: InferenceService, max_request_bytes: int) -> Starlet
             return json_response(
                 {"name": name, "ready": False, "error": str(error)}, error.http_status
             )
+        if not model.is_healthy:
+            return json_response(
+                {"name": model.name, "ready": False, "error": model.health.reason}, 503
+            )
         return json_response({"name": model.name, "ready": True})
 
     async def infer(request: Request) -> Response:
@@ -103,6 +107,11 @@ def build_http_app(service: InferenceService, max_request_bytes: int) -> Starlet
         params = request.path_params
         return json_response(service.statistics(params.get("name", ""), params.get("version", "")))
 
+    async def status(request: Request) -> Response:
+        name = request.path_params.get("name")
+        doc = service.status(name)
+        return json_response(doc, 200 if doc["ready"] else 503)
+
     async def prometheus(request: Request) -> Response:
         return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
@@ -113,6 +122,8 @@ def build_http_app(service: InferenceService, max_request_bytes: int) -> Starlet
         Route("/v2/health/ready", ready, methods=["GET"]),
         Route("/v2", server_metadata, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
+        Route("/v2/health/status", status, methods=["GET"]),
+        Route("/v2/models/{name}/status", status, methods=["GET"]),
         Route("/v2/models/stats", statistics, methods=["GET"]),  # before /v2/models/{name}
     ]
     for base in (model_path, version_path):

@@ -250,9 +250,13 @@ def test_store_lists_names_and_versions_in_order(runtimes: dict[int, OrtRuntime]
     assert store.names() == ["b", "s"]
     assert [v.version for v in store.versions("s")] == [1, 3]
     assert len(store.all_versions()) == 3
+    for version in store.all_versions():
+        version.health.healthy = True  # as a passing check sets it
     assert not store.is_ready()
     store.versions("s")[0].is_ready = True
     assert store.is_ready()
+    store.versions("b")[0].health.healthy = False  # loaded, serving, but failing its checks
+    assert not store.is_ready()
 
 
 def test_real_signature_validates_a_request(runtimes: dict[int, OrtRuntime]) -> None:
