@@ -3,8 +3,9 @@
 Each worker is an ordinary ``ortserve serve`` (its own batchers and sessions) binding the
 HTTP and gRPC ports with SO_REUSEPORT, so the kernel spreads connections over them. The
 parent reserves the ports (port 0 becomes a real one, the same for all), starts the workers,
-prints the ready line once every worker is ready, restarts a worker that dies, and forwards
-SIGTERM / SIGINT so that each drains before the parent exits.
+prints the serving line once every worker serves and the ready line once every worker is
+ready, restarts a worker that dies, and forwards SIGTERM / SIGINT so that each drains before
+the parent exits.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Supervisor:
         self.settings = settings
         self.command = worker_command(settings, argv)
         self.processes: dict[int, asyncio.subprocess.Process] = {}
+        self.serving: dict[int, asyncio.Event] = {}
         self.ready: dict[int, asyncio.Event] = {}
         self.stopping = False
         self.failures = 0
@@ -53,6 +55,7 @@ class Supervisor:
             *self.command, stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL
         )
         self.processes[index] = process
+        self.serving[index] = asyncio.Event()
         self.ready[index] = asyncio.Event()
         asyncio.create_task(self._pump(index, process))
 
@@ -60,7 +63,9 @@ class Supervisor:
         assert process.stdout is not None
         async for raw in process.stdout:
             line = raw.decode(errors="replace")
-            if line.startswith("ortserve ready "):
+            if line.startswith("ortserve serving "):
+                self.serving[index].set()
+            elif line.startswith("ortserve ready "):
                 self.ready[index].set()
             else:
                 sys.stdout.write(line)
@@ -110,12 +115,11 @@ async def supervise(settings: Settings, argv: list[str]) -> int:
     code = 0
     if started:
         watchers = [asyncio.ensure_future(supervisor.watch(i)) for i in range(settings.workers)]
-        print(
-            f"ortserve ready http={address(host, ports.http_port)} "
-            f"grpc={address(host, ports.grpc_port)}",
-            flush=True,
-        )
+        addresses = f"http={address(host, ports.http_port)} grpc={address(host, ports.grpc_port)}"
+        print(f"ortserve serving {addresses}", flush=True)
+        announce = asyncio.ensure_future(_announce_ready(supervisor, addresses))
         await stop.wait()
+        announce.cancel()
     else:
         code = next((p.returncode for p in supervisor.processes.values() if p.returncode), 0)
     supervisor.stopping = True
@@ -128,9 +132,14 @@ async def supervise(settings: Settings, argv: list[str]) -> int:
     return code or next((c for c in codes if c), 0)
 
 
+async def _announce_ready(supervisor: Supervisor, addresses: str) -> None:
+    await asyncio.gather(*(event.wait() for event in supervisor.ready.values()))
+    print(f"ortserve ready {addresses}", flush=True)
+
+
 async def _wait_started(supervisor: Supervisor, stop: asyncio.Event) -> bool:
-    """True once every worker is ready; False if one exits first or a signal comes."""
-    ready = asyncio.ensure_future(asyncio.gather(*(e.wait() for e in supervisor.ready.values())))
+    """True once every worker serves; False if one exits first or a signal comes."""
+    ready = asyncio.ensure_future(asyncio.gather(*(e.wait() for e in supervisor.serving.values())))
     others: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
     others += [asyncio.ensure_future(p.wait()) for p in supervisor.processes.values()]
     await asyncio.wait([ready, *others], return_when=asyncio.FIRST_COMPLETED)
