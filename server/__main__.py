@@ -93,6 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
         const=True,
         help="bind both ports with SO_REUSEPORT, so several processes can share them",
     )
+    serve.add_argument("--tls-cert-file", metavar="PEM", help="serve both ports over TLS")
+    serve.add_argument("--tls-key-file", metavar="PEM", help="the TLS certificate's key")
+    serve.add_argument(
+        "--tls-client-ca-file",
+        metavar="PEM",
+        help="require client certificates signed by this CA (mutual TLS)",
+    )
+    serve.add_argument(
+        "--auth-token-file",
+        metavar="FILE",
+        help="require 'Authorization: Bearer <token>' (gRPC metadata 'authorization') on "
+        "inference; the token is the file's content",
+    )
     serve.add_argument(
         "--prediction-log-dir",
         metavar="DIR",

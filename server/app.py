@@ -14,14 +14,16 @@ import functools
 import logging
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
 
+from .auth import TokenCheck
 from .batching import Batcher
-from .frontends.grpc_service import build_grpc_server, set_health
+from .frontends.grpc_service import TlsFiles, build_grpc_server, set_health
 from .frontends.http_app import build_http_app
 from .health import check, due_for_check, record_run, set_checked, warm_up
 from .metrics import Metrics
@@ -157,13 +159,20 @@ class App:
             prediction_log.start()
             metrics.prediction_log_depth.set_function(lambda: prediction_log.depth)
             metrics.prediction_log_dropped.set_function(lambda: prediction_log.dropped)
-        service = InferenceService(store, metrics, prediction_log)
+        auth = TokenCheck.from_file(settings.auth_token_file) if settings.auth_token_file else None
+        service = InferenceService(store, metrics, prediction_log, auth)
+        tls = None
+        if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+            tls = TlsFiles(
+                settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
+            )
         grpc_server, grpc_port, health = await build_grpc_server(
             service,
             settings.host,
             settings.grpc_port,
             settings.max_request_bytes,
             settings.reuse_port,
+            tls,
         )
         http_socket = bind_socket(settings.host, settings.http_port, settings.reuse_port)
         http_port = http_socket.getsockname()[1]
@@ -176,6 +185,10 @@ class App:
                 access_log=False,
                 log_level=settings.log_level,
                 timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
+                ssl_certfile=settings.tls_cert_file,
+                ssl_keyfile=settings.tls_key_file,
+                ssl_ca_certs=settings.tls_client_ca_file,
+                ssl_cert_reqs=ssl.CERT_REQUIRED if settings.tls_client_ca_file else ssl.CERT_NONE,
             )
         )
         await grpc_server.start()

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .auth import TokenCheck
 from .batching import Pending
 from .errors import InternalError, InvalidInput, ModelNotReady, ServeError
 from .metrics import Metrics
@@ -26,16 +27,26 @@ class InferenceService:
     """Looks models up, validates requests, hands them to batchers, tracks work in flight."""
 
     def __init__(
-        self, store: ModelStore, metrics: Metrics, prediction_log: PredictionLog | None = None
+        self,
+        store: ModelStore,
+        metrics: Metrics,
+        prediction_log: PredictionLog | None = None,
+        auth: TokenCheck | None = None,
     ) -> None:
         self.store = store
         self.metrics = metrics
         self.prediction_log = prediction_log
+        self.auth = auth
         self.is_accepting = False
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self._metric_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def authenticate(self, authorization: str | None) -> None:
+        """Raise Unauthenticated when a token is required and ``authorization`` is not it."""
+        if self.auth is not None:
+            self.auth.check(authorization)
 
     def is_ready(self) -> bool:
         return self.is_accepting and self.store.is_ready()

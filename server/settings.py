@@ -41,6 +41,10 @@ class Settings:
     workers: int = 1
     reuse_port: bool = False  # SO_REUSEPORT on both ports (set for every worker of --workers)
     intra_op_threads: int = 0  # for models whose config says 0; 0: cores ÷ workers
+    tls_cert_file: Path | None = None  # with tls_key_file: both front ends speak TLS
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None  # set: clients must present a certificate (mTLS)
+    auth_token_file: Path | None = None  # set: inference needs "Authorization: Bearer <token>"
     prediction_log_dir: Path | None = None  # None: no prediction log
     prediction_log_segment_mb: int = 64
     prediction_log_segment_age_s: float = 3600.0
@@ -59,6 +63,10 @@ class Settings:
             raise ConfigError(f"workers: {self.workers} must be at least 1")
         if self.intra_op_threads < 0:
             raise ConfigError("intra_op_threads: must be 0 (automatic) or more")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ConfigError("tls_cert_file and tls_key_file go together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ConfigError("tls_client_ca_file needs tls_cert_file and tls_key_file")
         if self.prediction_log_when_full not in ("block", "drop"):
             raise ConfigError(
                 f'prediction_log_when_full: "{self.prediction_log_when_full}" is not block or drop'

@@ -6,6 +6,8 @@ import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -24,6 +26,17 @@ from ..service import InferenceService
 from . import grpc_codec
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """PEM files for TLS; ``client_ca`` set means clients must present certificates."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+
 SERVICE_NAME = "inference.GRPCInferenceService"
 
 
@@ -64,6 +77,11 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ModelConfigResponse(config=config)
 
     async def ModelStreamInfer(self, messages: AsyncIterator[bytes], context: Any) -> None:
+        if self.service.auth is not None:
+            try:
+                self.service.authenticate(_authorization(context))
+            except ServeError as error:
+                await context.abort(getattr(grpc.StatusCode, error.grpc_code), str(error))
         await InferenceStream(self.service, context).serve(messages)
 
     async def ModelStatistics(self, request: Any, context: Any) -> Any:
@@ -71,6 +89,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return json_format.ParseDict(doc, pb.ModelStatisticsResponse())
 
     async def ModelInfer(self, request: Any, context: Any) -> Any:
+        if self.service.auth is not None:
+            self.service.authenticate(_authorization(context))
         infer_request = grpc_codec.decode_request(request)
         infer_request.protocol = "grpc"
         infer_request.timeout_s = context.time_remaining()
@@ -105,6 +125,13 @@ def inference_handlers(servicer: InferenceServicer) -> grpc.GenericRpcHandler:
 def _serialize(message: Any) -> bytes:
     data: bytes = message.SerializeToString()
     return data
+
+
+def _authorization(context: Any) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            return str(value)
+    return None
 
 
 def _unary(handler: Callable[[Any, Any], Awaitable[Any]], message_type: Any) -> Any:
@@ -221,7 +248,12 @@ def _stream_error(text: str, request_id: str, model_name: str) -> Any:
 
 
 async def build_grpc_server(
-    service: InferenceService, host: str, port: int, max_message_bytes: int, reuse_port: bool
+    service: InferenceService,
+    host: str,
+    port: int,
+    max_message_bytes: int,
+    reuse_port: bool,
+    tls: TlsFiles | None = None,
 ) -> tuple[grpc.aio.Server, int, HealthServicer]:
     """A grpc.aio server bound to ``host:port`` (0 picks one); returns it, its port, health."""
     server = grpc.aio.server(
@@ -235,7 +267,16 @@ async def build_grpc_server(
     health = HealthServicer()
     await health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    bound = server.add_insecure_port(f"{_grpc_host(host)}:{port}")
+    target = f"{_grpc_host(host)}:{port}"
+    if tls is None:
+        bound = server.add_insecure_port(target)
+    else:
+        credentials = grpc.ssl_server_credentials(
+            [(tls.key.read_bytes(), tls.cert.read_bytes())],
+            root_certificates=tls.client_ca.read_bytes() if tls.client_ca else None,
+            require_client_auth=tls.client_ca is not None,
+        )
+        bound = server.add_secure_port(target, credentials)
     if bound == 0:
         raise OSError(f"cannot bind gRPC to {host}:{port}")
     return server, bound, health

@@ -85,6 +85,7 @@ def build_http_app(service: InferenceService, max_request_bytes: int) -> Starlet
         return json_response({"name": model.name, "ready": True})
 
     async def infer(request: Request) -> Response:
+        service.authenticate(request.headers.get("authorization"))
         params = request.path_params
         body = await read_body(request, max_request_bytes)
         encoding = request.headers.get("content-encoding", "").strip().lower()
