@@ -10,7 +10,7 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -22,6 +22,7 @@ from .http_codec import decode_request, decompress, encode_response
 log = logging.getLogger(__name__)
 
 HEADER_LENGTH = "inference-header-content-length"
+CLIENT_CLOSED = 499  # the client went away before its request was read
 
 
 def json_response(
@@ -87,7 +88,10 @@ def build_http_app(service: InferenceService, max_request_bytes: int) -> Starlet
     async def infer(request: Request) -> Response:
         service.authenticate(request.headers.get("authorization"))
         params = request.path_params
-        body = await read_body(request, max_request_bytes)
+        try:
+            body = await read_body(request, max_request_bytes)
+        except ClientDisconnect:
+            return Response(status_code=CLIENT_CLOSED)  # nobody is left to read it
         encoding = request.headers.get("content-encoding", "").strip().lower()
         body = decompress(body, encoding, max_request_bytes)
         infer_request, choice = decode_request(
