@@ -23,6 +23,8 @@ import uvicorn
 
 from .auth import TokenCheck
 from .batching import Batcher
+from .errors import ConfigError
+from .fallback import Fallback
 from .frontends.grpc_service import TlsFiles, build_grpc_server, set_health
 from .frontends.http_app import build_http_app
 from .health import check, due_for_check, record_run, set_checked, warm_up
@@ -99,7 +101,29 @@ async def load_models(settings: Settings, metrics: Metrics) -> ModelStore:
             for model in loaded:
                 model.runtime.close()
             raise error
-    return ModelStore(loaded)
+    store = ModelStore(loaded)
+    for model in loaded:
+        if model.config.fallback.is_enabled:
+            _check_baseline(model, store)
+            model.fallback = Fallback(model.config.fallback)
+    return store
+
+
+def _check_baseline(model: ModelVersion, store: ModelStore) -> None:
+    """A baseline must exist, take the same inputs and give the same outputs."""
+    name = model.config.fallback.baseline
+    if not name:
+        return
+    where = f'model "{model.name}": fallback.baseline "{name}"'
+    if name == model.name or name not in store.names():
+        raise ConfigError(f"{where} is not another model of the repository")
+    baseline = store.versions(name)[-1].signature
+    mine = model.signature
+    if (baseline.inputs, baseline.max_batch_size > 0) != (mine.inputs, mine.max_batch_size > 0):
+        raise ConfigError(f"{where} does not take the same inputs")
+    theirs = {(s.name, s.datatype.name) for s in baseline.outputs}
+    if not {(s.name, s.datatype.name) for s in mine.outputs} <= theirs:
+        raise ConfigError(f"{where} does not give the same outputs")
 
 
 def _prediction_log(settings: Settings) -> PredictionLog | None:

@@ -70,6 +70,12 @@ class Metrics:
             ["model", "version"],
             registry=self.registry,
         )
+        self.fallbacks = Counter(
+            "ortserve_fallbacks",
+            "Answers given by a fallback instead of the primary",
+            ["model", "route"],
+            registry=self.registry,
+        )
         self.prediction_log_depth = Gauge(
             "ortserve_prediction_log_depth",
             "Prediction records waiting to be written",

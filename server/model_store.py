@@ -20,6 +20,7 @@ from .types import ModelSignature
 
 if TYPE_CHECKING:
     from .batching import Batcher
+    from .fallback import Fallback
 
 
 @dataclass(slots=True)
@@ -51,6 +52,7 @@ class ModelVersion:
     stats: ModelStats = field(default_factory=ModelStats)
     is_ready: bool = False  # loaded and able to serve
     health: Health = field(default_factory=Health)
+    fallback: Fallback | None = None
 
     @property
     def is_healthy(self) -> bool:

@@ -175,6 +175,38 @@ class HealthConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FallbackConfig:
+    """``[fallback]``: what answers when the primary fails, is too slow or is switched off."""
+
+    chain: tuple[str, ...] = ()  # in order, any of "cache", "baseline"
+    timeout_ms: int = 0  # > 0: a primary slower than this falls back
+    baseline: str = ""  # another model of the repository with the same inputs
+    cache_entries: int = 1024
+    cache_bytes: int = 64 * 2**20
+    cache_ttl_s: float = 300.0
+    breaker_failures: int = 5
+    breaker_window: int = 20
+    breaker_failure_rate: float = 0.5
+    breaker_cooldown_s: float = 10.0
+    breaker_trial_requests: int = 1
+
+    def __post_init__(self) -> None:
+        for step in self.chain:
+            if step not in ("cache", "baseline"):
+                raise ConfigError(f'fallback.chain: "{step}" is not cache or baseline')
+        if "baseline" in self.chain and not self.baseline:
+            raise ConfigError("fallback: a chain with baseline needs fallback.baseline")
+        if min(self.cache_entries, self.breaker_failures, self.breaker_window) < 1:
+            raise ConfigError("fallback: cache_entries, breaker_failures, breaker_window >= 1")
+        if self.timeout_ms < 0 or self.breaker_trial_requests < 1:
+            raise ConfigError("fallback: timeout_ms >= 0, breaker_trial_requests >= 1")
+
+    @property
+    def is_enabled(self) -> bool:
+        return bool(self.chain)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ModelConfig:
     """A model's ``config.toml``; every section is optional."""
 
@@ -182,6 +214,7 @@ class ModelConfig:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
+    fallback: FallbackConfig = field(default_factory=FallbackConfig)
 
 
 def _check_device(device: str, key: str) -> None:

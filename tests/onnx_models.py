@@ -139,10 +139,19 @@ def slow(repo: Path, name: str = "slow", size: int = 768, steps: int = 6) -> Pat
     return save(_model(nodes, [x], [y], [shape, zero, small]), repo, name)
 
 
-def gather(repo: Path, name: str = "gather") -> Path:
-    """y = table[index], INT64 index [batch, 1] into a table of 10: 10 or more breaks the run."""
-    table = numpy_helper.from_array(np.arange(10, dtype=np.float32) * 10, "table")
+def gather(repo: Path, name: str = "gather", size: int = 10) -> Path:
+    """y = table[index] = 10 * index, INT64 index [batch, 1] into a table of ``size``: an
+    index of ``size`` or more breaks the run."""
+    table = numpy_helper.from_array(np.arange(size, dtype=np.float32) * 10, "table")
     nodes = [helper.make_node("Gather", ["table", "index"], ["y"])]
     index = helper.make_tensor_value_info("index", TensorProto.INT64, ["batch", 1])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 1])
     return save(_model(nodes, [index], [y], [table]), repo, name)
+
+
+def negate(repo: Path, name: str = "negate") -> Path:
+    """y = -x, FP32 [batch, -1]: the same signature as ``reciprocal``."""
+    nodes = [helper.make_node("Neg", ["x"], ["y"])]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "n"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "n"])
+    return save(_model(nodes, [x], [y]), repo, name)

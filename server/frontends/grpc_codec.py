@@ -117,6 +117,8 @@ def encode_response(response: InferResponse) -> Any:
         model_version=response.model_version,
         id=response.id,
     )
+    for key, value in response.parameters.items():
+        message.parameters[key].string_param = str(value)
     for name, array in response.outputs.items():
         dt = response.datatypes[name]
         message.outputs.add(name=name, datatype=dt.name, shape=array.shape)

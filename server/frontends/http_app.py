@@ -100,13 +100,14 @@ def build_http_app(service: InferenceService, max_request_bytes: int) -> Starlet
         infer_request.protocol = "http"
         response = await service.infer(infer_request)
         content, header_length = encode_response(response, choice)
+        headers = {}
+        route = response.parameters.get("ortserve_route")
+        if route is not None:
+            headers["X-Ortserve-Route"] = route
         if header_length is None:
-            return Response(content, media_type="application/json")
-        return Response(
-            content,
-            headers={"Inference-Header-Content-Length": str(header_length)},
-            media_type="application/octet-stream",
-        )
+            return Response(content, headers=headers, media_type="application/json")
+        headers["Inference-Header-Content-Length"] = str(header_length)
+        return Response(content, headers=headers, media_type="application/octet-stream")
 
     async def statistics(request: Request) -> Response:
         params = request.path_params
