@@ -19,7 +19,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -318,6 +317,3 @@ class Batcher:
             else:
                 pending.future.set_result(outcome)
         self._dispatch()
-
-    def details(self) -> dict[str, Any]:
-        return {"queue_depth": len(self._queue), "free_instances": self._free}

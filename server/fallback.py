@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import hashlib
 import time
-from typing import Any
 
 from .settings import FallbackConfig
 from .types import Array
@@ -116,9 +115,6 @@ class ResponseCache:
         found = self.entries.pop(key, None)
         if found is not None:
             self.bytes -= found[2]
-
-    def details(self) -> dict[str, Any]:
-        return {"entries": len(self.entries), "bytes": self.bytes}
 
 
 class Fallback:
