@@ -1,17 +1,28 @@
-"""Fallback for a model whose primary fails: a circuit breaker and a response cache.
-
-The chain itself (primary, then ``[fallback] chain`` in order: the response cache for the
-same input, a baseline model) runs in InferenceService; this module holds its parts.
+"""Fallback for a model whose primary fails, is too slow, returns NaN/Inf, or whose circuit
+breaker is open: the chain of ``[fallback]`` (the response cache for the same input, then a
+baseline model), the circuit breaker and the response cache.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import dataclasses
 import hashlib
 import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from .errors import InternalError, ModelNotReady, ServeError
 from .settings import FallbackConfig
-from .types import Array
+from .types import Array, InferRequest, InferResponse
+
+if TYPE_CHECKING:
+    from .model_store import ModelVersion
+
+PRIMARY_ONLY = "ortserve_primary_only"  # internal: the primary attempt of a fallback chain
 
 
 class CircuitBreaker:
@@ -124,3 +135,106 @@ class Fallback:
         self.config = config
         self.breaker = CircuitBreaker(config)
         self.cache = ResponseCache(config) if "cache" in config.chain else None
+
+
+class FallbackChain:
+    """Runs a request of a model with a fallback: the primary (bounded by ``timeout_ms`` and
+    the breaker), then each step of ``[fallback] chain`` until one answers."""
+
+    def __init__(
+        self,
+        infer: Callable[[InferRequest], Awaitable[InferResponse]],
+        on_answer: Callable[[ModelVersion, InferRequest, InferResponse, str], None],
+    ) -> None:
+        self._infer = infer
+        self._on_answer = on_answer  # a fallback answered: count it, log it
+
+    async def run(
+        self, model: ModelVersion, request: InferRequest, on_done: Callable[[Any], None]
+    ) -> None:
+        """The primary, then the fallback chain: cache, baseline, in the configured order."""
+        fallback = model.fallback
+        assert fallback is not None
+        config = fallback.config
+        key = None
+        if fallback.cache is not None:
+            key = await asyncio.to_thread(input_key, model.name, model.version, request.inputs)
+        cause = "circuit breaker open"
+        if fallback.breaker.allows():
+            primary = dataclasses.replace(
+                request, parameters={**request.parameters, PRIMARY_ONLY: True}
+            )
+            try:
+                response = await asyncio.wait_for(
+                    self._infer(primary), config.timeout_ms / 1000 if config.timeout_ms else None
+                )
+            except TimeoutError:
+                cause = f"primary took over {config.timeout_ms} ms"
+            except InternalError as error:
+                cause = str(error)
+            except ServeError as error:  # the request's own fault or overload: no fallback
+                on_done(error)
+                return
+            else:
+                bad = _non_finite(response)
+                if bad is None:
+                    fallback.breaker.success()
+                    if fallback.cache is not None and key is not None:
+                        fallback.cache.put(key, response.outputs)
+                    on_done(_routed(response, "primary"))
+                    return
+                cause = f'output "{bad}" holds NaN or Inf'
+            fallback.breaker.failure()
+        for step in config.chain:
+            answer = await self._step(step, model, request, key)
+            if answer is not None:
+                self._on_answer(model, request, answer, step)
+                on_done(answer)
+                return
+        on_done(ModelNotReady(f'model "{model.name}": {cause}, and no fallback could answer'))
+
+    async def _step(
+        self, step: str, model: ModelVersion, request: InferRequest, key: str | None
+    ) -> InferResponse | None:
+        fallback = model.fallback
+        assert fallback is not None
+        names = request.outputs or [spec.name for spec in model.signature.outputs]
+        if step == "cache" and fallback.cache is not None and key is not None:
+            outputs = fallback.cache.get(key)
+            if outputs is None or any(name not in outputs for name in names):
+                return None
+            response = InferResponse(
+                model_name=model.name,
+                model_version=str(model.version),
+                outputs={name: outputs[name] for name in names},
+                datatypes={name: model.output_datatypes[name] for name in names},
+                id=request.id,
+            )
+            return _routed(response, "cache")
+        if step == "baseline":
+            baseline = dataclasses.replace(
+                request, model_name=fallback.config.baseline, model_version="", outputs=names
+            )
+            try:
+                response = await self._infer(baseline)
+            except ServeError:
+                return None
+            if _non_finite(response) is not None:
+                return None
+            response.model_name = model.name
+            response.model_version = str(model.version)
+            return _routed(response, "baseline")
+        return None
+
+
+def _routed(response: InferResponse, route: str) -> InferResponse:
+    response.parameters["ortserve_route"] = route
+    return response
+
+
+def _non_finite(response: InferResponse) -> str | None:
+    """The name of an output holding NaN or Inf, if any."""
+    for name, array in response.outputs.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            return name
+    return None

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from .auth import TokenCheck
 from .batching import Pending
 from .errors import InternalError, InvalidInput, ModelNotReady, ServeError
-from .fallback import input_key
+from .fallback import PRIMARY_ONLY, FallbackChain
 from .metrics import Metrics
 from .model_store import ModelStore, ModelVersion
 from .prediction_log import PredictionLog, Record
@@ -23,7 +20,6 @@ from .types import Array, InferRequest, InferResponse
 from .validation import validate
 
 Outcome = InferResponse | ServeError
-PRIMARY_ONLY = "ortserve_primary_only"  # internal: the primary attempt of a fallback chain
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +44,7 @@ class InferenceService:
         self._idle.set()
         self._metric_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._fallback_tasks: set[asyncio.Task[None]] = set()
+        self._fallback_chain = FallbackChain(self.infer, self._answered_by_fallback)
 
     def authenticate(self, authorization: str | None) -> None:
         """Raise Unauthenticated when a token is required and ``authorization`` is not it."""
@@ -76,7 +73,7 @@ class InferenceService:
             on_done(error)
             return None
         if model.fallback is not None and not request.parameters.get(PRIMARY_ONLY):
-            task = asyncio.ensure_future(self._with_fallback(model, request, on_done))
+            task = asyncio.ensure_future(self._fallback_chain.run(model, request, on_done))
             self._fallback_tasks.add(task)
             task.add_done_callback(self._fallback_tasks.discard)
             return None
@@ -96,87 +93,10 @@ class InferenceService:
         )
         return pending
 
-    async def _with_fallback(
-        self, model: ModelVersion, request: InferRequest, on_done: Callable[[Outcome], None]
-    ) -> None:
-        """The primary, then the fallback chain: cache, baseline, in the configured order."""
-        fallback = model.fallback
-        assert fallback is not None
-        config = fallback.config
-        key = None
-        if fallback.cache is not None:
-            key = await asyncio.to_thread(input_key, model.name, model.version, request.inputs)
-        cause = "circuit breaker open"
-        if fallback.breaker.allows():
-            primary = dataclasses.replace(
-                request, parameters={**request.parameters, PRIMARY_ONLY: True}
-            )
-            try:
-                response = await asyncio.wait_for(
-                    self.infer(primary), config.timeout_ms / 1000 if config.timeout_ms else None
-                )
-            except TimeoutError:
-                cause = f"primary took over {config.timeout_ms} ms"
-            except InternalError as error:
-                cause = str(error)
-            except ServeError as error:  # the request's own fault or overload: no fallback
-                on_done(error)
-                return
-            else:
-                bad = _non_finite(response)
-                if bad is None:
-                    fallback.breaker.success()
-                    if fallback.cache is not None and key is not None:
-                        fallback.cache.put(key, response.outputs)
-                    on_done(_routed(response, "primary"))
-                    return
-                cause = f'output "{bad}" holds NaN or Inf'
-            fallback.breaker.failure()
-        for step in config.chain:
-            answer = await self._fallback_step(step, model, request, key)
-            if answer is not None:
-                self.metrics.fallbacks.labels(model.name, step).inc()
-                self._log_route(model, request, answer, step)
-                on_done(answer)
-                return
-        on_done(ModelNotReady(f'model "{model.name}": {cause}, and no fallback could answer'))
-
-    async def _fallback_step(
-        self, step: str, model: ModelVersion, request: InferRequest, key: str | None
-    ) -> InferResponse | None:
-        fallback = model.fallback
-        assert fallback is not None
-        names = request.outputs or [spec.name for spec in model.signature.outputs]
-        if step == "cache" and fallback.cache is not None and key is not None:
-            outputs = fallback.cache.get(key)
-            if outputs is None or any(name not in outputs for name in names):
-                return None
-            response = InferResponse(
-                model_name=model.name,
-                model_version=str(model.version),
-                outputs={name: outputs[name] for name in names},
-                datatypes={name: model.output_datatypes[name] for name in names},
-                id=request.id,
-            )
-            return _routed(response, "cache")
-        if step == "baseline":
-            baseline = dataclasses.replace(
-                request, model_name=fallback.config.baseline, model_version="", outputs=names
-            )
-            try:
-                response = await self.infer(baseline)
-            except ServeError:
-                return None
-            if _non_finite(response) is not None:
-                return None
-            response.model_name = model.name
-            response.model_version = str(model.version)
-            return _routed(response, "baseline")
-        return None
-
-    def _log_route(
+    def _answered_by_fallback(
         self, model: ModelVersion, request: InferRequest, answer: InferResponse, route: str
     ) -> None:
+        self.metrics.fallbacks.labels(model.name, route).inc()
         if self.prediction_log is not None and model.config.logging.enabled:
             self._log(model, request, time.perf_counter_ns(), None, answer.outputs, route)
 
@@ -345,19 +265,6 @@ class InferenceService:
         except TimeoutError:
             log.warning("drain: %d requests still in flight after %ss", self._in_flight, timeout_s)
             return False
-
-
-def _routed(response: InferResponse, route: str) -> InferResponse:
-    response.parameters["ortserve_route"] = route
-    return response
-
-
-def _non_finite(response: InferResponse) -> str | None:
-    """The name of an output holding NaN or Inf, if any."""
-    for name, array in response.outputs.items():
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
-            return name
-    return None
 
 
 def _rows(request: InferRequest, model: ModelVersion) -> int:
