@@ -64,6 +64,22 @@ def batching_server(tmp_path_factory):
     assert server.stop() == 0
 
 
+def in_flight(server) -> float:
+    _, _, body = request(server, "GET", "/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith("ortserve_requests_in_flight "):
+            return float(line.split()[1])
+    raise AssertionError("no in-flight gauge")
+
+
+def wait_in_flight(server, count: int) -> None:
+    """Wait until ``count`` requests are inside the server (the blocker reached the model)."""
+    deadline = time.monotonic() + 10
+    while in_flight(server) < count:
+        assert time.monotonic() < deadline, "the blocking request never arrived"
+        time.sleep(0.005)
+
+
 def stats(server, model: str) -> dict:
     status, reply = request(server, "GET", f"/v2/models/{model}/stats")[0:3:2]
     assert status == 200
@@ -180,7 +196,7 @@ def test_deadline_in_queue_is_504_and_never_runs(batching_server):
 
     with ThreadPoolExecutor(1) as pool:
         running = pool.submit(blocker)
-        time.sleep(0.05)  # let the blocker reach the model first
+        wait_in_flight(batching_server, 1)  # the blocker reached the model first
         doc = {
             "inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [2.0]}],
             "parameters": {"timeout": 20_000},
@@ -199,7 +215,7 @@ def test_config_timeout_and_grpc_deadline(batching_server):
     client = grpcclient.InferenceServerClient(batching_server.grpc)
     with ThreadPoolExecutor(1) as pool:
         running = pool.submit(client.infer, "slow_timeout", slow_input(grpcclient))
-        time.sleep(0.05)
+        wait_in_flight(batching_server, 1)
         with pytest.raises(InferenceServerException) as error:
             client.infer("slow_timeout", slow_input(grpcclient))
         assert error.value.status() == "StatusCode.DEADLINE_EXCEEDED"
@@ -207,7 +223,7 @@ def test_config_timeout_and_grpc_deadline(batching_server):
         running.result()
     with ThreadPoolExecutor(1) as pool:
         running = pool.submit(client.infer, "slow", slow_input(grpcclient))
-        time.sleep(0.05)
+        wait_in_flight(batching_server, 1)
         with pytest.raises(InferenceServerException) as error:
             client.infer("slow", slow_input(grpcclient), client_timeout=0.05)
         assert error.value.status() == "StatusCode.DEADLINE_EXCEEDED"
@@ -221,9 +237,9 @@ def test_cancelled_grpc_call_leaves_the_queue(batching_server):
         client = grpc_aio.InferenceServerClient(batching_server.grpc)
         try:
             blocker = asyncio.ensure_future(client.infer("slow", slow_input(grpc_aio)))
-            await asyncio.sleep(0.05)
+            await asyncio.to_thread(wait_in_flight, batching_server, 1)
             queued = asyncio.ensure_future(client.infer("slow", slow_input(grpc_aio)))
-            await asyncio.sleep(0.05)
+            await asyncio.to_thread(wait_in_flight, batching_server, 2)
             queued.cancel()
             await blocker
             with pytest.raises(asyncio.CancelledError):
