@@ -33,6 +33,13 @@ class RunningServer:
     output: list[str] = field(default_factory=list)
     reader: threading.Thread | None = None
 
+    def rss_kb(self) -> int:
+        """The server process's resident memory, in KiB."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM the server and return its exit code once it is gone."""
         if self.process.poll() is None:

@@ -30,3 +30,12 @@ def post_json(server: Any, path: str, doc: Any) -> tuple[int, dict[str, Any]]:
     """POST a JSON document; returns the status and the parsed JSON reply."""
     status, _, body = request(server, "POST", path, orjson.dumps(doc))
     return status, orjson.loads(body)
+
+
+def in_flight(server: Any) -> float:
+    """The server's ``ortserve_requests_in_flight`` gauge, read from ``GET /metrics``."""
+    _, _, body = request(server, "GET", "/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith("ortserve_requests_in_flight "):
+            return float(line.split()[1])
+    raise AssertionError("no in-flight gauge")

@@ -19,7 +19,7 @@ from tritonclient.utils import InferenceServerException
 
 from tests.conftest import start_server
 from tests.integration.clients import MODES, client_for, infer
-from tests.integration.raw_http import post_json, request
+from tests.integration.raw_http import in_flight, post_json, request
 from tests.onnx_models import add_sub, gather, identity, slow
 
 pytestmark = pytest.mark.integration
@@ -62,14 +62,6 @@ def batching_server(tmp_path_factory):
     server = start_server(repo)
     yield server
     assert server.stop() == 0
-
-
-def in_flight(server) -> float:
-    _, _, body = request(server, "GET", "/metrics")
-    for line in body.decode().splitlines():
-        if line.startswith("ortserve_requests_in_flight "):
-            return float(line.split()[1])
-    raise AssertionError("no in-flight gauge")
 
 
 def wait_in_flight(server, count: int) -> None:

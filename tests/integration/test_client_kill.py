@@ -5,12 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import start_server
-from tests.integration.raw_http import request
+from tests.integration.raw_http import in_flight, request
 from tests.onnx_models import identity, slow
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -38,21 +37,6 @@ import time; time.sleep(60)
 """
 
 
-def in_flight(server) -> float:
-    _, _, body = request(server, "GET", "/metrics")
-    for line in body.decode().splitlines():
-        if line.startswith("ortserve_requests_in_flight "):
-            return float(line.split()[1])
-    raise AssertionError("no in-flight gauge")
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
 def test_killed_clients_leave_nothing_behind(tmp_path):
     slow(tmp_path, "slow", steps=24)
     (tmp_path / "slow" / "config.toml").write_text(
@@ -74,7 +58,7 @@ def test_killed_clients_leave_nothing_behind(tmp_path):
             client.kill()
             client.wait()
             client.stdout.close()
-            sizes.append(rss_kb(server.process.pid))
+            sizes.append(server.rss_kb())
         deadline = time.monotonic() + 30
         while in_flight(server) != 0:
             assert time.monotonic() < deadline, "requests of killed clients still in flight"

@@ -8,7 +8,6 @@ import json
 import random
 import socket
 import struct
-from pathlib import Path
 
 import grpc
 import numpy as np
@@ -21,13 +20,6 @@ from tests.integration.raw_http import request
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SEED = 20261125
 ROUNDS = 300
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def dumps(doc: object) -> bytes:
@@ -95,9 +87,8 @@ def headers_cases(rng: random.Random) -> list[dict[str, str]]:
 
 def test_http_garbage_never_500(server):
     rng = random.Random(SEED)
-    pid = server.process.pid
     statuses: dict[int, int] = {}
-    before = rss_kb(pid)
+    before = server.rss_kb()
     for _ in range(ROUNDS):
         body = rng.choice(json_cases(rng))
         headers = rng.choice(headers_cases(rng))
@@ -115,7 +106,7 @@ def test_http_garbage_never_500(server):
         assert "error" in orjson.loads(reply)
     assert set(statuses) <= {400, 404, 413, 501}
     assert request(server, "GET", "/v2/health/ready")[0] == 200
-    assert rss_kb(pid) - before < 200_000  # KiB: bounded, no leak per request
+    assert server.rss_kb() - before < 200_000  # KiB: bounded, no leak per request
 
 
 def test_raw_socket_garbage_at_both_ports(server):
