@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 0: the cores, divided among the workers)",
     )
     serve.add_argument(
+        "--executor",
+        choices=("thread", "process"),
+        help="where models without their own [runtime] executor run: in threads of the "
+        "server, or in a model process per instance (a crash cannot take the server down, "
+        f"and the model stays off the front end's GIL) (default {defaults.executor})",
+    )
+    serve.add_argument(
         "--reuse-port",
         action="store_const",
         const=True,

@@ -25,14 +25,15 @@ from .auth import TokenCheck
 from .batching import Batcher
 from .errors import ConfigError
 from .fallback import Fallback
-from .frontends.grpc_service import TlsFiles, build_grpc_server, set_health
+from .frontends.grpc_service import TlsFiles, build_grpc_server, quiet_gone_clients, set_health
 from .frontends.http_app import build_http_app
 from .health import check, due_for_check, record_run, set_checked, warm_up
 from .metrics import Metrics
 from .model_store import ModelStore, ModelVersion
 from .prediction_log import LogConfig, PredictionLog
 from .repository import ModelSource, scan_repository
-from .runtime import OrtRuntime
+from .process_runtime import ProcessRuntime
+from .runtime import ModelRuntime, OrtRuntime
 from .service import InferenceService
 from .settings import Settings
 
@@ -51,13 +52,25 @@ class _HttpServer(uvicorn.Server):
 def _load_version(
     source: ModelSource, version: int, settings: Settings, metrics: Metrics
 ) -> ModelVersion:
-    runtime = OrtRuntime(
-        source.versions[version],
-        source.config.runtime,
-        settings.device,
-        source.config.batching.max_batch_size,
-        settings.threads_per_model(),
-    )
+    config = source.config.runtime
+    runtime: ModelRuntime
+    if (config.executor or settings.executor) == "process":
+        runtime = ProcessRuntime(
+            source.versions[version],
+            config,
+            settings.device,
+            source.config.batching.max_batch_size,
+            settings.threads_per_model(),
+            f'model "{source.name}" version {version}',
+        )
+    else:
+        runtime = OrtRuntime(
+            source.versions[version],
+            config,
+            settings.device,
+            source.config.batching.max_batch_size,
+            settings.threads_per_model(),
+        )
     model = ModelVersion(source.name, version, runtime, source.config)
     batcher = model.batcher = Batcher(
         f'model "{source.name}" version {version}',
@@ -101,6 +114,8 @@ async def load_models(settings: Settings, metrics: Metrics) -> ModelStore:
             for model in loaded:
                 model.runtime.close()
             raise error
+    for model in loaded:
+        await model.runtime.attach()
     store = ModelStore(loaded)
     for model in loaded:
         if model.config.fallback.is_enabled:
@@ -286,6 +301,7 @@ def run(settings: Settings) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    quiet_gone_clients()
 
     async def main() -> None:
         app = App(settings)

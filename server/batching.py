@@ -2,8 +2,8 @@
 
 Requests queue on the event loop. Whenever a model instance is free, the batcher takes the
 oldest request and every queued request with the same non-batch dims, whole, up to
-``max_batch_size`` rows (cut back to a preferred size where one fits), and hands them to a
-runtime thread, which concatenates, runs and splits. With ``max_queue_delay_us`` > 0 a batch
+``max_batch_size`` rows (cut back to a preferred size where one fits), and hands them to the
+runtime (a model process, or a thread), which joins, runs and splits them. With ``max_queue_delay_us`` > 0 a batch
 smaller than its target waits that long for company. A full queue rejects at once
 (Overloaded); a request whose deadline passes while queued leaves with DeadlineExceeded; a
 cancelled caller leaves the queue. If a batch fails, its requests are run one by one so only
@@ -18,13 +18,14 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import DeadlineExceeded, InternalError, Overloaded, ServeError
+from .errors import DeadlineExceeded, InternalError, Overloaded
 from .metrics import ModelMetrics
-from .runtime import OrtRuntime
+from .batch_run import RunResult
+from .runtime import ModelRuntime
 from .settings import BatchingConfig
 from .stats import ModelStats
 from .types import Array, ModelSignature
@@ -47,24 +48,13 @@ class Pending:
     timer: asyncio.TimerHandle | None = None
 
 
-@dataclass(slots=True)
-class RunResult:
-    """What a runtime thread hands back for one batch."""
-
-    results: list[Outputs | ServeError] = field(default_factory=list)
-    nonfinite: str = ""  # an output that held NaN or Inf
-    input_ns: int = 0
-    infer_ns: int = 0
-    output_ns: int = 0
-
-
 class Batcher:
     """The queue and scheduler of one model version; ``infer`` is its only entry."""
 
     def __init__(
         self,
         label: str,
-        runtime: OrtRuntime,
+        runtime: ModelRuntime,
         signature: ModelSignature,
         config: BatchingConfig,
         stats: ModelStats,
@@ -168,11 +158,14 @@ class Batcher:
                 pending.dispatched_ns = now
                 if pending.timer is not None:
                     pending.timer.cancel()
-            loop = asyncio.get_running_loop()
-            self._runtime.submit(
-                functools.partial(self._execute, batch),
+            names = [n for n in self._outputs if any(n in p.output_names for p in batch)]
+            self._runtime.submit_batch(
+                [p.inputs for p in batch],
+                [p.rows for p in batch],
+                names,
+                self._check_finite,
+                self.label,
                 functools.partial(self._finish, batch),
-                loop,
             )
 
     def _should_wait(self) -> bool:
@@ -237,70 +230,19 @@ class Batcher:
                 return batch[:end]
         return batch
 
-    def _execute(self, batch: list[Pending]) -> RunResult:
-        """In a runtime thread: concatenate, run, split; one by one if the batch fails."""
-        result = RunResult()
-        t0 = time.perf_counter_ns()
-        names = [n for n in self._outputs if any(n in p.output_names for p in batch)]
-        if len(batch) == 1:
-            feeds = batch[0].inputs
-        else:
-            feeds = {n: np.concatenate([p.inputs[n] for p in batch]) for n in self._inputs}
-        t1 = time.perf_counter_ns()
-        try:
-            outputs = self._runtime.run_sync(feeds, names)
-        except Exception as error:
-            if len(batch) > 1:
-                log.warning(
-                    "%s: batch of %d failed (%s); retrying alone", self.label, len(batch), error
-                )
-                return self._execute_alone(batch)
-            result.results.append(InternalError(f"{self.label}: model run failed: {error}"))
-            return result
-        t2 = time.perf_counter_ns()
-        if self._check_finite:
-            for name, out in zip(names, outputs, strict=True):
-                if out.dtype.kind == "f" and not np.isfinite(out).all():
-                    result.nonfinite = name
-                    break
-        if len(batch) == 1:
-            result.results.append(dict(zip(names, outputs, strict=True)))
-        else:
-            start = 0
-            for pending in batch:
-                end = start + pending.rows
-                result.results.append(
-                    {n: out[start:end] for n, out in zip(names, outputs, strict=True)}
-                )
-                start = end
-        t3 = time.perf_counter_ns()
-        result.input_ns, result.infer_ns, result.output_ns = t1 - t0, t2 - t1, t3 - t2
-        return result
-
-    def _execute_alone(self, batch: list[Pending]) -> RunResult:
-        combined = RunResult()
-        for pending in batch:
-            single = self._execute([pending])
-            combined.results.extend(single.results)
-            combined.input_ns += single.input_ns
-            combined.infer_ns += single.infer_ns
-            combined.output_ns += single.output_ns
-            combined.nonfinite = combined.nonfinite or single.nonfinite
-        return combined
-
     def _finish(self, batch: list[Pending], run: RunResult | BaseException) -> None:
         self._free += 1
         if isinstance(run, BaseException):  # not the model: the batching code itself
             log.error("%s: batch failed: %r", self.label, run)
-            run = RunResult([InternalError(f"{self.label}: {run!r}")] * len(batch))
+            run = RunResult([f"{run!r}"] * len(batch))
         rows = sum(p.rows for p in batch)
         self._stats.record_batch(len(batch), rows, run.input_ns, run.infer_ns, run.output_ns)
         self._metrics.batch_size.observe(rows)
         self._metrics.compute_seconds.observe((run.input_ns + run.infer_ns + run.output_ns) / 1e9)
         if self._on_run is not None:
-            failed = next((r for r in run.results if isinstance(r, ServeError)), None)
+            failed = next((r for r in run.results if isinstance(r, str)), None)
             if failed is not None:
-                self._on_run(str(failed))
+                self._on_run(f"{self.label}: model run failed: {failed}")
             elif run.nonfinite:
                 self._on_run(f'output "{run.nonfinite}" held NaN or Inf')
             else:
@@ -312,8 +254,10 @@ class Batcher:
             self._metrics.queue_seconds.observe(waited / 1e9)
             if pending.future.done():
                 continue  # the caller went away
-            if isinstance(outcome, ServeError):
-                pending.future.set_exception(outcome)
+            if isinstance(outcome, str):
+                pending.future.set_exception(
+                    InternalError(f"{self.label}: model run failed: {outcome}")
+                )
             else:
                 pending.future.set_result(outcome)
         self._dispatch()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from .datatypes import DataType
 from .errors import InvalidInput, ModelNotFound, ModelNotReady
-from .runtime import OrtRuntime
+from .runtime import ModelRuntime
 from .settings import ModelConfig
 from .stats import ModelStats
 from .types import ModelSignature
@@ -46,7 +46,7 @@ class ModelVersion:
 
     name: str
     version: int
-    runtime: OrtRuntime
+    runtime: ModelRuntime
     config: ModelConfig
     batcher: Batcher | None = None
     stats: ModelStats = field(default_factory=ModelStats)

@@ -1,9 +1,9 @@
-"""OrtRuntime: ONNX Runtime sessions for one model version, run in their own threads.
+"""OrtRuntime: ONNX Runtime sessions for one model version, run in threads of the server.
 
+This is the ``thread`` executor, the default (``process_runtime`` is the ``process`` one).
 Each of the ``instances`` sessions is used by one thread at a time. Work reaches the threads
-through a queue and its result goes back to the event loop with ``call_soon_threadsafe``: no
-executor futures, so the threads hold the GIL as little as possible. The model's signature is
-read from the graph and tightened by config.
+through a queue and its result goes back to the event loop with ``call_soon_threadsafe``. The
+model's signature is read from the graph and tightened by config.
 """
 
 from __future__ import annotations
@@ -12,28 +12,51 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import onnxruntime as ort
 
+from .batch_run import RunResult, concatenate, execute
 from .datatypes import BY_ONNX
 from .errors import ConfigError
+from .model_process import session_options
 from .settings import RuntimeConfig
 from .types import Array, ModelSignature, TensorSpec
 
 log = logging.getLogger(__name__)
 Job = tuple[Callable[[], Any], Callable[[Any], None], asyncio.AbstractEventLoop]
+BatchDone = Callable[[RunResult | BaseException], None]
 
 DEFAULT_MAX_BATCH_SIZE = 256
-_OPTIMIZATION = {
-    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-}
+
+
+class ModelRuntime(Protocol):
+    """What the rest of the server uses of a runtime, whichever executor it is."""
+
+    path: Path
+    signature: ModelSignature
+    device: str
+    instances: int
+
+    async def attach(self) -> None: ...
+
+    def submit_batch(
+        self,
+        feeds_list: Sequence[dict[str, Array]],
+        rows: Sequence[int],
+        names: list[str],
+        check_finite: bool,
+        label: str,
+        done: BatchDone,
+    ) -> None: ...
+
+    def run_sync(self, feeds: dict[str, Array], output_names: list[str]) -> list[Array]: ...
+
+    def close(self) -> None: ...
 
 
 def resolve_providers(device: str) -> list[Any]:
@@ -51,6 +74,16 @@ def resolve_providers(device: str) -> list[Any]:
     return [("CUDAExecutionProvider", {"device_id": device_id}), "CPUExecutionProvider"]
 
 
+def session_settings(config: RuntimeConfig, default_threads: int) -> dict[str, Any]:
+    """The session options of ``config`` as plain values (a model process gets them too)."""
+    return {
+        "graph_optimization": config.graph_optimization,
+        "intra_op_threads": config.intra_op_threads or default_threads,
+        "inter_op_threads": config.inter_op_threads,
+        "allow_spinning": config.allow_spinning,
+    }
+
+
 class OrtRuntime:
     """Sessions of one ONNX file and the threads (one per session) that run them."""
 
@@ -64,20 +97,15 @@ class OrtRuntime:
     ) -> None:
         self.path = path
         self.providers = resolve_providers(config.device or device)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = _OPTIMIZATION[config.graph_optimization]
-        options.intra_op_num_threads = config.intra_op_threads or default_threads
-        options.inter_op_num_threads = config.inter_op_threads
-        options.log_severity_level = 3
-        spin = "1" if config.allow_spinning else "0"
-        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
-        options.add_session_config_entry("session.inter_op.allow_spinning", spin)
+        options = session_options(session_settings(config, default_threads))
         self._sessions: queue.SimpleQueue[ort.InferenceSession] = queue.SimpleQueue()
         first = self._load(options)
         self._sessions.put(first)
         for _ in range(config.instances - 1):
             self._sessions.put(self._load(options))
-        self.signature = read_signature(first, max_batch_size, path)
+        self.signature = read_signature(
+            first.get_inputs(), first.get_outputs(), max_batch_size, path
+        )
         self.device = "cuda" if "CUDAExecutionProvider" in first.get_providers() else "cpu"
         self._device_id = int((config.device or device).partition(":")[2] or 0)
         self._string_outputs = {
@@ -125,14 +153,29 @@ class OrtRuntime:
         outputs: list[Array] = binding.copy_outputs_to_cpu()
         return outputs
 
-    def submit(
+    async def attach(self) -> None:
+        """Nothing to do: the threads need no event loop of their own."""
+
+    def submit_batch(
         self,
-        job: Callable[[], Any],
-        done: Callable[[Any], None],
-        loop: asyncio.AbstractEventLoop,
+        feeds_list: Sequence[dict[str, Array]],
+        rows: Sequence[int],
+        names: list[str],
+        check_finite: bool,
+        label: str,
+        done: BatchDone,
     ) -> None:
-        """Run ``job()`` in a runtime thread, then ``done(result or exception)`` on ``loop``."""
-        self._jobs.put((job, done, loop))
+        """Run one batch in a runtime thread; ``done`` gets its RunResult on the event loop."""
+
+        def job() -> RunResult:
+            t0 = time.perf_counter_ns()
+            feeds = concatenate(feeds_list)
+            input_ns = time.perf_counter_ns() - t0
+            result = execute(self.run_sync, label, feeds, rows, names, check_finite)
+            result.input_ns = input_ns
+            return result
+
+        self._jobs.put((job, done, asyncio.get_running_loop()))
 
     def _work(self) -> None:
         while (item := self._jobs.get()) is not None:
@@ -155,12 +198,11 @@ class OrtRuntime:
 
 
 def read_signature(
-    session: ort.InferenceSession, max_batch_size: int | None, path: Path
+    inputs: Sequence[Any], outputs: Sequence[Any], max_batch_size: int | None, path: Path
 ) -> ModelSignature:
-    """The V2 signature of a loaded graph; ``max_batch_size`` None picks a default."""
-    args = [("input", a) for a in session.get_inputs()] + [
-        ("output", a) for a in session.get_outputs()
-    ]
+    """The V2 signature of a graph's inputs and outputs (each with ``name``, ``type`` and
+    ``shape``, symbolic dims not ints); ``max_batch_size`` None picks a default."""
+    args = [("input", a) for a in inputs] + [("output", a) for a in outputs]
     fixed_first = [
         f'{kind} "{a.name}"' for kind, a in args if not a.shape or isinstance(a.shape[0], int)
     ]

@@ -24,6 +24,7 @@ from .errors import ConfigError
 ENV_PREFIX = "ORTSERVE_"
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 GRAPH_OPTIMIZATIONS = ("disable", "basic", "extended", "all")
+EXECUTORS = ("thread", "process")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,6 +42,7 @@ class Settings:
     workers: int = 1
     reuse_port: bool = False  # SO_REUSEPORT on both ports (set for every worker of --workers)
     intra_op_threads: int = 0  # for models whose config says 0; 0: cores ÷ workers
+    executor: str = "thread"  # for models whose config names none: "thread" or "process"
     tls_cert_file: Path | None = None  # with tls_key_file: both front ends speak TLS
     tls_key_file: Path | None = None
     tls_client_ca_file: Path | None = None  # set: clients must present a certificate (mTLS)
@@ -82,6 +84,7 @@ class Settings:
         if self.max_request_bytes <= 0:
             raise ConfigError("max_request_bytes: must be positive")
         _check_device(self.device, "device")
+        _check_executor(self.executor, "executor")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError(
                 f'log_level: "{self.log_level}" is not one of debug, info, warning, error'
@@ -125,10 +128,13 @@ class RuntimeConfig:
     inter_op_threads: int = 0  # 0: ONNX Runtime's choice
     allow_spinning: bool = False  # idle ORT threads spinning would take the front end's CPU
     graph_optimization: str = "all"
+    executor: str | None = None  # None: the server's executor ("process" or "thread")
 
     def __post_init__(self) -> None:
         if self.device is not None:
             _check_device(self.device, "runtime.device")
+        if self.executor is not None:
+            _check_executor(self.executor, "runtime.executor")
         if self.instances < 1:
             raise ConfigError("runtime.instances: must be at least 1")
         if self.intra_op_threads < 0 or self.inter_op_threads < 0:
@@ -220,6 +226,11 @@ class ModelConfig:
 def _check_device(device: str, key: str) -> None:
     if not DEVICE_PATTERN.fullmatch(device):
         raise ConfigError(f'{key}: "{device}" is not one of auto, cpu, cuda, cuda:N')
+
+
+def _check_executor(executor: str, key: str) -> None:
+    if executor not in EXECUTORS:
+        raise ConfigError(f'{key}: "{executor}" is not one of {", ".join(EXECUTORS)}')
 
 
 T = typing.TypeVar("T")

@@ -110,8 +110,9 @@ def model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return repo
 
 
-@pytest.fixture(scope="session")
-def server(model_repo: Path) -> Iterator[RunningServer]:
-    running = start_server(model_repo)
+@pytest.fixture(scope="session", params=["thread", "process"])
+def server(model_repo: Path, request: pytest.FixtureRequest) -> Iterator[RunningServer]:
+    """ortserve on the shared repository, once with each executor."""
+    running = start_server(model_repo, "--executor", request.param)
     yield running
     assert running.stop() == 0, "".join(running.output)

@@ -40,6 +40,25 @@ class TlsFiles:
 SERVICE_NAME = "inference.GRPCInferenceService"
 
 
+class GoneClientFilter(logging.Filter):
+    """Turns grpc.aio's traceback for an answer whose client has already gone (it cannot
+    be sent: ``ExecuteBatchError``) into one debug line; nothing was lost but the client."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if type(error).__name__ == "ExecuteBatchError":
+            log.debug("an answer could not be sent: its client has gone")
+            return False
+        return True
+
+
+def quiet_gone_clients() -> None:
+    """Install GoneClientFilter on grpc's logger (once)."""
+    logger = logging.getLogger("grpc._cython.cygrpc")
+    if not any(isinstance(f, GoneClientFilter) for f in logger.filters):
+        logger.addFilter(GoneClientFilter())
+
+
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     """The V2 RPCs; those not defined here answer UNIMPLEMENTED."""
 

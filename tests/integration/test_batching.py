@@ -31,8 +31,8 @@ def write_config(repo: Path, name: str, text: str) -> None:
     (repo / name / "config.toml").write_text(text)
 
 
-@pytest.fixture(scope="module")
-def batching_server(tmp_path_factory):
+@pytest.fixture(scope="module", params=["thread", "process"])
+def batching_server(tmp_path_factory, request):
     repo = tmp_path_factory.mktemp("batching")
     add_sub(repo, "add_sub_batched")
     write_config(
@@ -59,7 +59,7 @@ def batching_server(tmp_path_factory):
         "[batching]\nmax_batch_size = 8\nmax_queue_delay_us = 300000\n"
         "preferred_batch_sizes = [4]\n",
     )
-    server = start_server(repo)
+    server = start_server(repo, "--executor", request.param)
     yield server
     assert server.stop() == 0
 

@@ -1,0 +1,151 @@
+"""A model process: one ONNX Runtime session serving batches sent by the server process.
+
+Started by ``process_runtime`` as ``python -m server.model_process SOCKET_FD ARENA_FD``. The
+first frame it reads says which model to load and how; it answers with the model's inputs and
+outputs (or the error), then runs one batch per frame until the socket closes. Running the
+model outside the server process keeps ONNX Runtime's Python-side work off the server's GIL,
+which the event loop needs for every request.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from . import model_ipc
+from .batch_run import execute
+from .types import Array
+
+OPTIMIZATION = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+def session_options(options: dict[str, Any]) -> ort.SessionOptions:
+    """SessionOptions from the plain settings both executors share."""
+    result = ort.SessionOptions()
+    result.graph_optimization_level = OPTIMIZATION[options["graph_optimization"]]
+    result.intra_op_num_threads = options["intra_op_threads"]
+    result.inter_op_num_threads = options["inter_op_threads"]
+    result.log_severity_level = 3
+    spin = "1" if options["allow_spinning"] else "0"
+    result.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    result.add_session_config_entry("session.inter_op.allow_spinning", spin)
+    return result
+
+
+def describe(args: list[Any]) -> list[list[Any]]:
+    """NodeArgs as ``[name, type, shape]`` with symbolic dims as strings."""
+    return [[a.name, a.type, [d if isinstance(d, int) else str(d) for d in a.shape]] for a in args]
+
+
+class ModelRunner:
+    """The loaded session and how to run it (IO binding on CUDA)."""
+
+    def __init__(self, session: ort.InferenceSession, device_id: int) -> None:
+        self.session = session
+        self.cuda = "CUDAExecutionProvider" in session.get_providers()
+        self.device_id = device_id
+        self.string_outputs = {a.name for a in session.get_outputs() if a.type == "tensor(string)"}
+
+    def run(self, feeds: dict[str, Array], names: list[str]) -> list[Array]:
+        if not self.cuda:
+            outputs: list[Array] = self.session.run(names, feeds)
+            return outputs
+        binding = self.session.io_binding()
+        for name, array in feeds.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(array))
+        for name in names:
+            if name in self.string_outputs:  # string tensors live in host memory
+                binding.bind_output(name, "cpu")
+            else:
+                binding.bind_output(name, "cuda", self.device_id)
+        self.session.run_with_iobinding(binding)
+        copied: list[Array] = binding.copy_outputs_to_cpu()
+        return copied
+
+
+def serve(sock: socket.socket, arena: model_ipc.Arena) -> int:
+    hello = model_ipc.recv_frame(sock)
+    if hello is None:
+        return 0
+    config = hello[0]
+    try:
+        session = ort.InferenceSession(
+            config["path"], session_options(config["options"]), providers=config["providers"]
+        )
+    except Exception as error:  # ORT raises its own pybind types for bad files
+        model_ipc.send_frame(sock, {"error": str(error)})
+        return 1
+    runner = ModelRunner(session, config["device_id"])
+    model_ipc.send_frame(
+        sock,
+        {
+            "inputs": describe(session.get_inputs()),
+            "outputs": describe(session.get_outputs()),
+            "providers": session.get_providers(),
+        },
+    )
+    label = config["label"]
+    while (received := model_ipc.recv_frame(sock)) is not None:
+        header, payload = received
+        model_ipc.send_frame(sock, *run_batch(runner, label, arena, header, payload))
+    return 0
+
+
+def run_batch(
+    runner: ModelRunner,
+    label: str,
+    arena: model_ipc.Arena,
+    header: dict[str, Any],
+    payload: bytes,
+) -> tuple[dict[str, Any], bytes]:
+    """Run one batch frame; the reply describes each request's outputs or its error."""
+    t0 = time.perf_counter_ns()
+    arena.resize(header["arena"])
+    feeds = dict(model_ipc.read(d, arena, payload, copy=False) for d in header["inputs"])
+    input_ns = time.perf_counter_ns() - t0
+    result = execute(
+        runner.run, label, feeds, header["rows"], header["names"], header["check_finite"]
+    )
+    t1 = time.perf_counter_ns()
+    writer = model_ipc.Writer(arena, header["outputs_at"])
+    answers: list[Any] = []
+    for outcome in result.results:
+        if isinstance(outcome, str):
+            answers.append(outcome)
+        else:
+            answers.append([writer.put(name, array) for name, array in outcome.items()])
+    reply = {
+        "results": answers,
+        "nonfinite": result.nonfinite,
+        "ns": [input_ns, result.infer_ns, result.output_ns + time.perf_counter_ns() - t1],
+        "overflow": writer.overflow,
+    }
+    return reply, bytes(writer.payload)
+
+
+def main(argv: list[str]) -> int:
+    # the server decides when this process ends (by closing the socket), not a terminal's ^C
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sock = socket.socket(fileno=int(argv[1]))
+    arena = model_ipc.Arena(int(argv[2]))
+    try:
+        return serve(sock, arena)
+    except (ConnectionError, BrokenPipeError):
+        return 0  # the server went away
+    finally:
+        sock.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
