@@ -31,8 +31,8 @@ from .health import check, due_for_check, record_run, set_checked, warm_up
 from .metrics import Metrics
 from .model_store import ModelStore, ModelVersion
 from .prediction_log import LogConfig, PredictionLog
-from .repository import ModelSource, scan_repository
 from .process_runtime import ProcessRuntime
+from .repository import ModelSource, scan_repository
 from .runtime import ModelRuntime, OrtRuntime
 from .service import InferenceService
 from .settings import Settings

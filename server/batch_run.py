@@ -73,7 +73,9 @@ def execute(
         start = 0
         for count in rows:
             end = start + count
-            result.results.append({n: out[start:end] for n, out in zip(names, outputs, strict=True)})
+            result.results.append(
+                {n: out[start:end] for n, out in zip(names, outputs, strict=True)}
+            )
             start = end
     result.infer_ns, result.output_ns = t1 - t0, time.perf_counter_ns() - t1
     return result

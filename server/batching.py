@@ -3,11 +3,11 @@
 Requests queue on the event loop. Whenever a model instance is free, the batcher takes the
 oldest request and every queued request with the same non-batch dims, whole, up to
 ``max_batch_size`` rows (cut back to a preferred size where one fits), and hands them to the
-runtime (a model process, or a thread), which joins, runs and splits them. With ``max_queue_delay_us`` > 0 a batch
-smaller than its target waits that long for company. A full queue rejects at once
-(Overloaded); a request whose deadline passes while queued leaves with DeadlineExceeded; a
-cancelled caller leaves the queue. If a batch fails, its requests are run one by one so only
-the one that breaks the model fails.
+runtime (a thread, or a model process), which joins, runs and splits them. With
+``max_queue_delay_us`` > 0 a batch smaller than its target waits that long for company. A
+full queue rejects at once (Overloaded); a request whose deadline passes while queued leaves
+with DeadlineExceeded; a cancelled caller leaves the queue. If a batch fails, its requests
+are run one by one so only the one that breaks the model fails.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .batch_run import RunResult
 from .errors import DeadlineExceeded, InternalError, Overloaded
 from .metrics import ModelMetrics
-from .batch_run import RunResult
 from .runtime import ModelRuntime
 from .settings import BatchingConfig
 from .stats import ModelStats

@@ -66,8 +66,13 @@ class ModelProcess:
         self._wanted = INITIAL_ARENA_BYTES
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "server.model_process", str(child.fileno()),
-                 str(self.arena.fd)],
+                [
+                    sys.executable,
+                    "-m",
+                    "server.model_process",
+                    str(child.fileno()),
+                    str(self.arena.fd),
+                ],
                 pass_fds=(child.fileno(), self.arena.fd),
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # a terminal's ^C goes to the server, which drains

@@ -238,7 +238,7 @@ def test_model_config_file(tmp_path: Path) -> None:
         tmp_path,
         "[batching]\nmax_batch_size = 8\n"
         '[runtime]\ndevice = "cpu"\ninstances = 2\nintra_op_threads = 3\n'
-        'inter_op_threads = 1\ngraph_optimization = "basic"\n',
+        'inter_op_threads = 1\ngraph_optimization = "basic"\nexecutor = "process"\n',
         "config.toml",
     )
     config = load_model_config(path)
@@ -249,6 +249,7 @@ def test_model_config_file(tmp_path: Path) -> None:
         intra_op_threads=3,
         inter_op_threads=1,
         graph_optimization="basic",
+        executor="process",
     )
 
 
@@ -292,6 +293,7 @@ def test_model_config_wrong_type_names_key_and_file(tmp_path: Path, text: str, k
         ("[runtime]\nintra_op_threads = -1\n", "runtime"),
         ('[runtime]\ngraph_optimization = "max"\n', "runtime.graph_optimization"),
         ('[runtime]\ndevice = "gpu"\n', "runtime.device"),
+        ('[runtime]\nexecutor = "fork"\n', "runtime.executor"),
     ],
 )
 def test_model_config_bad_value_names_key_and_file(tmp_path: Path, text: str, key: str) -> None:

@@ -1,0 +1,133 @@
+"""The process executor: model processes that crash, start again, and end with the server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+from tests.conftest import start_server
+from tests.onnx_models import identity, slow
+
+pytestmark = pytest.mark.integration
+
+
+def model_processes(server_pid: int) -> list[int]:
+    """PIDs of the model processes the server started."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == server_pid and b"server.model_process" in cmdline:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def infer_slow(http: str) -> float | str:
+    item = httpclient.InferInput("x", [1, 1], "FP32")
+    item.set_data_from_numpy(np.array([[2.5]], dtype=np.float32))
+    client = httpclient.InferenceServerClient(http, network_timeout=60)
+    try:
+        return float(client.infer("slow", [item]).as_numpy("y").item())
+    except InferenceServerException as error:
+        return f"{error.status()} {error.message()}"
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    slow(tmp_path, "slow", steps=40)
+    (tmp_path / "slow" / "config.toml").write_text(
+        "[batching]\nenabled = false\n[runtime]\nintra_op_threads = 1\ninstances = 2\n"
+    )
+    identity(tmp_path, "identity", ["BYTES"])
+    return tmp_path
+
+
+def test_one_process_per_instance_and_none_left_after_shutdown(repo):
+    server = start_server(repo, "--executor", "process")
+    try:
+        children = model_processes(server.process.pid)
+        assert len(children) == 3  # slow ×2 instances, identity ×1
+    finally:
+        assert server.stop() == 0
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in children):
+        assert time.monotonic() < deadline, "model processes outlived the server"
+        time.sleep(0.05)
+
+
+def test_a_killed_model_process_fails_its_batch_and_comes_back(repo):
+    server = start_server(repo, "--executor", "process")
+    try:
+        before = set(model_processes(server.process.pid))
+        with ThreadPoolExecutor(2) as pool:
+            running = [pool.submit(infer_slow, server.http) for _ in range(2)]
+            time.sleep(0.3)  # both instances are busy with a slow run
+            for pid in before:
+                os.kill(pid, signal.SIGKILL)
+            outcomes = [f.result(60) for f in running]
+        for outcome in outcomes:
+            assert isinstance(outcome, str) and outcome.startswith("500 ")
+            assert "model process exited" in outcome and "SIGKILL" in outcome
+        deadline = time.monotonic() + 60
+        while True:  # the processes come back; the model answers again
+            if infer_slow(server.http) == 2.5:
+                break
+            assert time.monotonic() < deadline, "the model never came back"
+            time.sleep(0.2)
+        after = set(model_processes(server.process.pid))
+        assert len(after) == 3 and not after & before
+        strings = httpclient.InferInput("IN_BYTES", [1, 2], "BYTES")
+        strings.set_data_from_numpy(np.array([["a", "é"]], dtype=np.object_))
+        client = httpclient.InferenceServerClient(server.http)
+        result = client.infer("identity", [strings])
+        client.close()
+        assert result.as_numpy("OUT_BYTES").tolist() == [[b"a", "é".encode()]]
+    finally:
+        assert server.stop() == 0
+    assert "Traceback" not in "".join(server.output), "".join(server.output)[-3000:]
+
+
+def test_corrupt_model_is_refused_naming_the_file(tmp_path):
+    folder = tmp_path / "broken" / "1"
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(b"not an onnx file")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "serve",
+            "--model-repository",
+            str(tmp_path),
+            "--http-port",
+            "0",
+            "--grpc-port",
+            "0",
+            "--executor",
+            "process",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"{folder / 'model.onnx'}: ONNX Runtime cannot load it" in done.stderr
+    assert "Traceback" not in done.stderr
