@@ -40,6 +40,7 @@ class InferenceService:
         self.auth = auth
         self.is_accepting = False
         self._in_flight = 0
+        metrics.in_flight.set_function(lambda: self._in_flight)
         self._idle = asyncio.Event()
         self._idle.set()
         self._metric_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
@@ -247,12 +248,10 @@ class InferenceService:
 
     def _enter(self) -> None:
         self._in_flight += 1
-        self.metrics.in_flight.inc()
         self._idle.clear()
 
     def _leave(self) -> None:
         self._in_flight -= 1
-        self.metrics.in_flight.dec()
         if self._in_flight == 0:
             self._idle.set()
 
