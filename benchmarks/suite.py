@@ -41,6 +41,7 @@ OPEN_LOOP_FRACTION = 0.5
 ORTSERVE = "ortserve"
 WORKERS = "ortserve --workers 2"
 NO_BATCHING = "ortserve batching off"
+PROCESS = "ortserve --executor process"
 FLOOR_GRPC, FLOOR_HTTP, FLOOR_GRPC_X2 = "floor_grpc", "floor_http", "floor_grpc ×2"
 FLOOR_OF = {  # (served server, protocol) -> the floor it is compared with
     (ORTSERVE, "grpc"): FLOOR_GRPC,
@@ -49,6 +50,7 @@ FLOOR_OF = {  # (served server, protocol) -> the floor it is compared with
     (WORKERS, "grpc"): FLOOR_GRPC_X2,
     (WORKERS, "http"): FLOOR_HTTP,
     (NO_BATCHING, "grpc"): FLOOR_GRPC,
+    (PROCESS, "grpc"): FLOOR_GRPC,
 }
 
 
@@ -80,7 +82,10 @@ def plan(quick: bool) -> list[Planned]:
         items += _pair(WORKERS, FLOOR_GRPC_X2, Point("grpc", model, 64))
         items.append(Planned(WORKERS, Point("http", model, 64, encoding="binary")))
         items.append(Planned(ORTSERVE, Point("grpc", model, 64), OPEN_LOOP_FRACTION))
+        items.append(Planned(PROCESS, Point("grpc", model, 64)))
     items += _pair(ORTSERVE, FLOOR_GRPC, Point("grpc", LARGE_MODEL, 64))
+    items.append(Planned(PROCESS, Point("grpc", LARGE_MODEL, 64)))
+    items.append(Planned(PROCESS, Point("grpc", LARGE_MODEL, 16, rows=16)))
     items.append(Planned(NO_BATCHING, Point("grpc", LARGE_MODEL, 64)))
     items += _pair(ORTSERVE, FLOOR_GRPC, Point("grpc", LARGE_MODEL, 16, rows=16))
     items.append(Planned(ORTSERVE, Point("grpc", LARGE_MODEL, 64), OPEN_LOOP_FRACTION))
@@ -134,6 +139,8 @@ class Servers:
             return start_ortserve(name, self.repos["small"], *device, "--workers", "2")
         if name == NO_BATCHING:
             return start_ortserve(name, self.repos["no_batching"], *device)
+        if name == PROCESS:
+            return start_ortserve(name, self.repos["all"], *device, "--executor", "process")
         outputs = [arg for spec in output_specs(model) for arg in ("--output", str(spec))]
         args = ["--model", model, *outputs]
         if name == FLOOR_HTTP:
