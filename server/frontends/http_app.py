@@ -1,28 +1,34 @@
-"""The HTTP front end: Starlette routes of the V2 REST protocol -> InferenceService."""
+"""The HTTP front end: the V2 REST protocol -> InferenceService.
+
+``POST /v2/models/{name}[/versions/{version}]/infer`` is served by a plain ASGI handler
+(``InferEndpoint``): it is the one hot path, and Starlette's request and response objects,
+middleware and route matching cost more than the inference bookkeeping itself. Every other
+endpoint is a Starlette route behind it.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import metadata
-from ..errors import ModelNotFound, ModelNotReady, PayloadTooLarge, ServeError
+from ..errors import InternalError, ModelNotFound, ModelNotReady, PayloadTooLarge, ServeError
 from ..service import InferenceService
 from .http_codec import decode_request, decompress, encode_response
 
 log = logging.getLogger(__name__)
 
 HEADER_LENGTH = "inference-header-content-length"
-CLIENT_CLOSED = 499  # the client went away before its request was read
 
 
 def json_response(
@@ -31,23 +37,98 @@ def json_response(
     return Response(orjson.dumps(doc), status, headers, media_type="application/json")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with PayloadTooLarge as soon as it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length")
+INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+_WANTED = {
+    b"authorization": "authorization",
+    b"content-length": "content-length",
+    b"content-encoding": "content-encoding",
+    HEADER_LENGTH.encode(): HEADER_LENGTH,
+}
+
+
+class InferEndpoint:
+    """ASGI app: inference requests handled directly, everything else passed to ``app``."""
+
+    def __init__(self, service: InferenceService, max_request_bytes: int, app: Any) -> None:
+        self.service = service
+        self.limit = max_request_bytes
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            match = INFER_PATH.fullmatch(scope["path"])
+            if match is not None:
+                await self.infer(scope, receive, send, match[1], match[2] or "")
+                return
+        await self.app(scope, receive, send)
+
+    async def infer(
+        self, scope: Scope, receive: Receive, send: Send, name: str, version: str
+    ) -> None:
+        headers: dict[str, str] = {}
+        for key, value in scope["headers"]:
+            wanted = _WANTED.get(key)
+            if wanted is not None and wanted not in headers:
+                headers[wanted] = value.decode("latin-1")
+        extra: list[tuple[bytes, bytes]] = []
+        try:
+            self.service.authenticate(headers.get("authorization"))
+            body = await _read(receive, headers.get("content-length"), self.limit)
+            if body is None:
+                return  # the client went away: nobody is left to answer
+            encoding = headers.get("content-encoding", "").strip().lower()
+            body = decompress(body, encoding, self.limit)
+            infer_request, choice = decode_request(body, headers.get(HEADER_LENGTH), name, version)
+            infer_request.protocol = "http"
+            response = await self.service.infer(infer_request)
+            content, header_length = encode_response(response, choice)
+            status = 200
+            route = response.parameters.get("ortserve_route")
+            if route is not None:
+                extra.append((b"x-ortserve-route", str(route).encode()))
+            if header_length is None:
+                media = b"application/json"
+            else:
+                media = b"application/octet-stream"
+                extra.append((b"inference-header-content-length", b"%d" % header_length))
+        except ServeError as error:
+            status, media = error.http_status, b"application/json"
+            content = orjson.dumps({"error": str(error)})
+            if status == 429:
+                extra.append((b"retry-after", b"1"))
+        except Exception as error:
+            log.exception("unhandled error on POST %s", scope["path"])
+            status, media = 500, b"application/json"
+            content = orjson.dumps({"error": f"internal error: {type(error).__name__}"})
+        extra += [(b"content-type", media), (b"content-length", b"%d" % len(content))]
+        await send({"type": "http.response.start", "status": status, "headers": extra})
+        await send({"type": "http.response.body", "body": content})
+
+
+async def _read(receive: Receive, declared: str | None, limit: int) -> bytes | None:
+    """The request body (None if the client left), refused once it passes ``limit`` bytes."""
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body of {declared} bytes exceeds the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"request body exceeds the {limit}-byte limit")
         chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def build_http_app(service: InferenceService, max_request_bytes: int) -> Starlette:
-    """The Starlette app serving the V2 REST endpoints for ``service``."""
+def build_http_app(service: InferenceService, max_request_bytes: int) -> InferEndpoint:
+    """The ASGI app serving the V2 REST endpoints for ``service``."""
 
     async def live(request: Request) -> Response:
         return json_response({"live": True})
@@ -85,30 +166,6 @@ def build_http_app(service: InferenceService, max_request_bytes: int) -> Starlet
             )
         return json_response({"name": model.name, "ready": True})
 
-    async def infer(request: Request) -> Response:
-        service.authenticate(request.headers.get("authorization"))
-        params = request.path_params
-        try:
-            body = await read_body(request, max_request_bytes)
-        except ClientDisconnect:
-            return Response(status_code=CLIENT_CLOSED)  # nobody is left to read it
-        encoding = request.headers.get("content-encoding", "").strip().lower()
-        body = decompress(body, encoding, max_request_bytes)
-        infer_request, choice = decode_request(
-            body, request.headers.get(HEADER_LENGTH), params["name"], params.get("version", "")
-        )
-        infer_request.protocol = "http"
-        response = await service.infer(infer_request)
-        content, header_length = encode_response(response, choice)
-        headers = {}
-        route = response.parameters.get("ortserve_route")
-        if route is not None:
-            headers["X-Ortserve-Route"] = route
-        if header_length is None:
-            return Response(content, headers=headers, media_type="application/json")
-        headers["Inference-Header-Content-Length"] = str(header_length)
-        return Response(content, headers=headers, media_type="application/octet-stream")
-
     async def statistics(request: Request) -> Response:
         params = request.path_params
         return json_response(service.statistics(params.get("name", ""), params.get("version", "")))
@@ -138,9 +195,10 @@ def build_http_app(service: InferenceService, max_request_bytes: int) -> Starlet
             Route(base + "/ready", model_ready, methods=["GET"]),
             Route(base + "/config", model_config, methods=["GET"]),
             Route(base + "/stats", statistics, methods=["GET"]),
-            Route(base + "/infer", infer, methods=["POST"]),
+            # POSTs never get here (InferEndpoint takes them); other methods get 405
+            Route(base + "/infer", _not_reached, methods=["POST"]),
         ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         exception_handlers={
             ServeError: _serve_error,
@@ -148,6 +206,11 @@ def build_http_app(service: InferenceService, max_request_bytes: int) -> Starlet
             Exception: _internal_error,
         },
     )
+    return InferEndpoint(service, max_request_bytes, app)
+
+
+async def _not_reached(request: Request) -> Response:
+    raise InternalError("inference requests are served by InferEndpoint")
 
 
 async def _serve_error(request: Request, error: Exception) -> Response:

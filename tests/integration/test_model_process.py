@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -15,6 +16,8 @@ import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
+from server.process_runtime import ProcessRuntime
+from server.settings import RuntimeConfig
 from tests.conftest import start_server
 from tests.onnx_models import identity, slow
 
@@ -131,3 +134,30 @@ def test_corrupt_model_is_refused_naming_the_file(tmp_path):
     assert done.returncode == 2, done.stderr
     assert f"{folder / 'model.onnx'}: ONNX Runtime cannot load it" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_run_sync_before_and_after_the_loop_takes_the_socket(tmp_path):
+    """Warm-up runs over the blocking socket; health re-checks from a thread go via the loop.
+    An 8 MB input grows the shared arena."""
+    identity(tmp_path, "identity", ["FP32"])
+    path = tmp_path / "identity" / "1" / "model.onnx"
+    runtime = ProcessRuntime(path, RuntimeConfig(), "cpu", None, 1, "identity")
+    small = np.arange(6, dtype=np.float32).reshape(2, 3)
+    large = np.random.default_rng(0).random((1, 2_000_000), dtype=np.float32)
+
+    async def through_the_loop() -> list[np.ndarray]:
+        await runtime.attach()
+        try:
+            return [
+                (await asyncio.to_thread(runtime.run_sync, {"IN_FP32": x}, ["OUT_FP32"]))[0]
+                for x in (small, large)
+            ]
+        finally:
+            runtime.close()
+
+    try:
+        assert np.array_equal(runtime.run_sync({"IN_FP32": small}, ["OUT_FP32"])[0], small)
+        got = asyncio.run(through_the_loop())
+    finally:
+        runtime.close()
+    assert np.array_equal(got[0], small) and np.array_equal(got[1], large)
