@@ -54,7 +54,13 @@ async def serve(host: str, port: int, app: Starlette) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     config = uvicorn.Config(
-        app, http="httptools", loop="none", lifespan="off", access_log=False, log_level="warning"
+        app,
+        http="httptools",
+        loop="none",
+        lifespan="off",
+        access_log=False,
+        proxy_headers=False,
+        log_level="warning",
     )
     server = QuietServer(config)
     loop = asyncio.get_running_loop()

@@ -222,6 +222,7 @@ class App:
                 loop="none",
                 lifespan="off",
                 access_log=False,
+                proxy_headers=False,  # client addresses are not used: nothing to rewrite
                 log_level=settings.log_level,
                 timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
                 ssl_certfile=settings.tls_cert_file,

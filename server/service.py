@@ -247,8 +247,9 @@ class InferenceService:
         return doc
 
     def _enter(self) -> None:
+        if self._in_flight == 0:
+            self._idle.clear()
         self._in_flight += 1
-        self._idle.clear()
 
     def _leave(self) -> None:
         self._in_flight -= 1
