@@ -53,24 +53,15 @@ def _load_version(
     source: ModelSource, version: int, settings: Settings, metrics: Metrics
 ) -> ModelVersion:
     config = source.config.runtime
-    runtime: ModelRuntime
-    if (config.executor or settings.executor) == "process":
-        runtime = ProcessRuntime(
-            source.versions[version],
-            config,
-            settings.device,
-            source.config.batching.max_batch_size,
-            settings.threads_per_model(),
-            f'model "{source.name}" version {version}',
-        )
-    else:
-        runtime = OrtRuntime(
-            source.versions[version],
-            config,
-            settings.device,
-            source.config.batching.max_batch_size,
-            settings.threads_per_model(),
-        )
+    executor = ProcessRuntime if (config.executor or settings.executor) == "process" else OrtRuntime
+    runtime: ModelRuntime = executor(
+        source.versions[version],
+        config,
+        settings.device,
+        source.config.batching.max_batch_size,
+        settings.threads_per_model(),
+        f'model "{source.name}" version {version}',
+    )
     model = ModelVersion(source.name, version, runtime, source.config)
     batcher = model.batcher = Batcher(
         f'model "{source.name}" version {version}',

@@ -17,13 +17,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import onnxruntime as ort
 
 from .batch_run import RunResult, concatenate, execute
 from .datatypes import BY_ONNX
 from .errors import ConfigError
-from .model_process import session_options
+from .model_process import ModelRunner, session_options
 from .settings import RuntimeConfig
 from .types import Array, ModelSignature, TensorSpec
 
@@ -94,23 +93,23 @@ class OrtRuntime:
         device: str,
         max_batch_size: int | None,
         default_threads: int = 0,
+        label: str = "",
     ) -> None:
         self.path = path
+        self.label = label or str(path)
         self.providers = resolve_providers(config.device or device)
         options = session_options(session_settings(config, default_threads))
-        self._sessions: queue.SimpleQueue[ort.InferenceSession] = queue.SimpleQueue()
-        first = self._load(options)
-        self._sessions.put(first)
+        device_id = int((config.device or device).partition(":")[2] or 0)
+        self._runners: queue.SimpleQueue[ModelRunner] = queue.SimpleQueue()
+        first = ModelRunner(self._load(options), device_id)
+        self._runners.put(first)
         for _ in range(config.instances - 1):
-            self._sessions.put(self._load(options))
+            self._runners.put(ModelRunner(self._load(options), device_id))
+        session = first.session
         self.signature = read_signature(
-            first.get_inputs(), first.get_outputs(), max_batch_size, path
+            session.get_inputs(), session.get_outputs(), max_batch_size, path
         )
-        self.device = "cuda" if "CUDAExecutionProvider" in first.get_providers() else "cpu"
-        self._device_id = int((config.device or device).partition(":")[2] or 0)
-        self._string_outputs = {
-            spec.name for spec in self.signature.outputs if spec.datatype.name == "BYTES"
-        }
+        self.device = "cuda" if first.cuda else "cpu"
         self.instances = config.instances
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._threads = [
@@ -128,30 +127,11 @@ class OrtRuntime:
 
     def run_sync(self, feeds: dict[str, Array], output_names: list[str]) -> list[Array]:
         """Run the model in the calling thread on a free session."""
-        session = self._sessions.get()
+        runner = self._runners.get()
         try:
-            if self.device == "cuda":
-                return self._run_bound(session, feeds, output_names)
-            outputs: list[Array] = session.run(output_names, feeds)
-            return outputs
+            return runner.run(feeds, output_names)
         finally:
-            self._sessions.put(session)
-
-    def _run_bound(
-        self, session: ort.InferenceSession, feeds: dict[str, Array], output_names: list[str]
-    ) -> list[Array]:
-        """CUDA with IO binding: each input copied to the device once, each output back once."""
-        binding = session.io_binding()
-        for name, array in feeds.items():
-            binding.bind_cpu_input(name, np.ascontiguousarray(array))
-        for name in output_names:
-            if name in self._string_outputs:  # string tensors live in host memory
-                binding.bind_output(name, "cpu")
-            else:
-                binding.bind_output(name, "cuda", self._device_id)
-        session.run_with_iobinding(binding)
-        outputs: list[Array] = binding.copy_outputs_to_cpu()
-        return outputs
+            self._runners.put(runner)
 
     async def attach(self) -> None:
         """Nothing to do: the threads need no event loop of their own."""
