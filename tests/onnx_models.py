@@ -155,3 +155,13 @@ def negate(repo: Path, name: str = "negate") -> Path:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "n"])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "n"])
     return save(_model(nodes, [x], [y]), repo, name)
+
+
+def tile(repo: Path, name: str = "tile", repeats: int = 64) -> Path:
+    """``y = x`` repeated ``repeats`` times along the last dim: outputs far larger than inputs."""
+    times = numpy_helper.from_array(np.array([1, repeats], dtype=np.int64), "times")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "n"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "m"])
+    return save(
+        _model([helper.make_node("Tile", ["x", "times"], ["y"])], [x], [y], [times]), repo, name
+    )

@@ -19,7 +19,7 @@ from tritonclient.utils import InferenceServerException
 from server.process_runtime import ProcessRuntime
 from server.settings import RuntimeConfig
 from tests.conftest import start_server
-from tests.onnx_models import identity, slow
+from tests.onnx_models import identity, slow, tile
 
 pytestmark = pytest.mark.integration
 
@@ -161,3 +161,23 @@ def test_run_sync_before_and_after_the_loop_takes_the_socket(tmp_path):
     finally:
         runtime.close()
     assert np.array_equal(got[0], small) and np.array_equal(got[1], large)
+
+
+def test_outputs_larger_than_the_arena_travel_over_the_socket(tmp_path):
+    """A 400 kB input gives a 25.6 MB output: the first answer overflows the shared arena and
+    comes over the socket, after which the arena grows and the next one fits."""
+    tile(tmp_path, "tile", repeats=64)
+    path = tmp_path / "tile" / "1" / "model.onnx"
+    runtime = ProcessRuntime(path, RuntimeConfig(), "cpu", None, 1, "tile")
+    try:
+        arena = runtime._processes[0].arena
+        first = np.random.default_rng(1).random((1, 100_000), dtype=np.float32)
+        got = runtime.run_sync({"x": first}, ["y"])[0]
+        assert np.array_equal(got, np.tile(first, (1, 64)))
+        small_arena = arena.size
+        second = first + 1
+        got = runtime.run_sync({"x": second}, ["y"])[0]
+        assert np.array_equal(got, np.tile(second, (1, 64)))
+        assert small_arena < got.nbytes <= arena.size  # did not fit at first; fits now
+    finally:
+        runtime.close()
