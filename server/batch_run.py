@@ -56,10 +56,19 @@ def execute(
     try:
         outputs = run(feeds, names)
     except Exception as error:
-        if len(rows) > 1:
-            log.warning("%s: batch of %d failed (%s); retrying alone", label, len(rows), error)
-            return _execute_alone(run, label, feeds, rows, names, check_finite)
-        result.results.append(str(error))
+        if len(rows) == 1:
+            result.results.append(str(error))
+            return result
+        log.warning("%s: batch of %d failed (%s); retrying alone", label, len(rows), error)
+        start = 0
+        for count in rows:
+            part = {n: a[start : start + count] for n, a in feeds.items()}
+            start += count
+            single = execute(run, label, part, [count], names, check_finite)
+            result.results.extend(single.results)
+            result.infer_ns += single.infer_ns
+            result.output_ns += single.output_ns
+            result.nonfinite = result.nonfinite or single.nonfinite
         return result
     t1 = time.perf_counter_ns()
     if check_finite:
@@ -79,26 +88,3 @@ def execute(
             start = end
     result.infer_ns, result.output_ns = t1 - t0, time.perf_counter_ns() - t1
     return result
-
-
-def _execute_alone(
-    run: RunFn,
-    label: str,
-    feeds: dict[str, Array],
-    rows: Sequence[int],
-    names: list[str],
-    check_finite: bool,
-) -> RunResult:
-    combined = RunResult()
-    start = 0
-    for count in rows:
-        end = start + count
-        single = execute(
-            run, label, {n: a[start:end] for n, a in feeds.items()}, [count], names, check_finite
-        )
-        start = end
-        combined.results.extend(single.results)
-        combined.infer_ns += single.infer_ns
-        combined.output_ns += single.output_ns
-        combined.nonfinite = combined.nonfinite or single.nonfinite
-    return combined
