@@ -164,7 +164,6 @@ class Batcher:
                 [p.rows for p in batch],
                 names,
                 self._check_finite,
-                self.label,
                 functools.partial(self._finish, batch),
             )
 

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple, cast
 from . import model_ipc
 from .batch_run import RunResult
 from .errors import ConfigError
-from .runtime import BatchDone, read_signature, resolve_providers, session_settings
+from .runtime import BatchDone, device_id, read_signature, resolve_providers, session_settings
 from .settings import RuntimeConfig
 from .types import Array
 
@@ -204,7 +204,7 @@ class ProcessRuntime:
             "path": str(path),
             "options": session_settings(config, default_threads),
             "providers": self.providers,
-            "device_id": int((config.device or device).partition(":")[2] or 0),
+            "device_id": device_id(config.device or device),
             "label": self.label,
         }
         self.instances = config.instances
@@ -250,7 +250,6 @@ class ProcessRuntime:
         rows: Sequence[int],
         names: list[str],
         check_finite: bool,
-        label: str,
         done: BatchDone,
     ) -> None:
         """Queue one batch (on the event loop); ``done`` gets its RunResult there."""

@@ -49,7 +49,6 @@ class ModelRuntime(Protocol):
         rows: Sequence[int],
         names: list[str],
         check_finite: bool,
-        label: str,
         done: BatchDone,
     ) -> None: ...
 
@@ -69,8 +68,12 @@ def resolve_providers(device: str) -> list[Any]:
             f'device "{device}": this ONNX Runtime has no CUDAExecutionProvider '
             f"(available: {', '.join(available)}); install onnxruntime-gpu"
         )
-    device_id = int(device.partition(":")[2] or 0)
-    return [("CUDAExecutionProvider", {"device_id": device_id}), "CPUExecutionProvider"]
+    return [("CUDAExecutionProvider", {"device_id": device_id(device)}), "CPUExecutionProvider"]
+
+
+def device_id(device: str) -> int:
+    """The GPU index of ``cuda:N`` (0 for any other device)."""
+    return int(device.partition(":")[2] or 0)
 
 
 def session_settings(config: RuntimeConfig, default_threads: int) -> dict[str, Any]:
@@ -99,12 +102,12 @@ class OrtRuntime:
         self.label = label or str(path)
         self.providers = resolve_providers(config.device or device)
         options = session_options(session_settings(config, default_threads))
-        device_id = int((config.device or device).partition(":")[2] or 0)
+        gpu = device_id(config.device or device)
         self._runners: queue.SimpleQueue[ModelRunner] = queue.SimpleQueue()
-        first = ModelRunner(self._load(options), device_id)
+        first = ModelRunner(self._load(options), gpu)
         self._runners.put(first)
         for _ in range(config.instances - 1):
-            self._runners.put(ModelRunner(self._load(options), device_id))
+            self._runners.put(ModelRunner(self._load(options), gpu))
         session = first.session
         self.signature = read_signature(
             session.get_inputs(), session.get_outputs(), max_batch_size, path
@@ -142,7 +145,6 @@ class OrtRuntime:
         rows: Sequence[int],
         names: list[str],
         check_finite: bool,
-        label: str,
         done: BatchDone,
     ) -> None:
         """Run one batch in a runtime thread; ``done`` gets its RunResult on the event loop."""
@@ -151,7 +153,7 @@ class OrtRuntime:
             t0 = time.perf_counter_ns()
             feeds = concatenate(feeds_list)
             input_ns = time.perf_counter_ns() - t0
-            result = execute(self.run_sync, label, feeds, rows, names, check_finite)
+            result = execute(self.run_sync, self.label, feeds, rows, names, check_finite)
             result.input_ns = input_ns
             return result
 
