@@ -94,15 +94,12 @@ class InferEndpoint:
             else:
                 media = b"application/octet-stream"
                 extra.append((b"inference-header-content-length", b"%d" % header_length))
-        except ServeError as error:
-            status, media = error.http_status, b"application/json"
-            content = orjson.dumps({"error": str(error)})
-            if status == 429:
-                extra.append((b"retry-after", b"1"))
         except Exception as error:
-            log.exception("unhandled error on POST %s", scope["path"])
-            status, media = 500, b"application/json"
-            content = orjson.dumps({"error": f"internal error: {type(error).__name__}"})
+            if not isinstance(error, ServeError):
+                log.exception("unhandled error on POST %s", scope["path"])
+            status, content, headers = error_answer(error)
+            media = b"application/json"
+            extra += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         extra += [(b"content-type", media), (b"content-length", b"%d" % len(content))]
         await send({"type": "http.response.start", "status": status, "headers": extra})
         await send({"type": "http.response.body", "body": content})
@@ -213,10 +210,21 @@ async def _not_reached(request: Request) -> Response:
     raise InternalError("inference requests are served by InferEndpoint")
 
 
+def error_answer(error: Exception) -> tuple[int, bytes, dict[str, str]]:
+    """Status, JSON body and headers of the answer to ``error`` (the one mapping for HTTP)."""
+    if isinstance(error, ServeError):
+        headers = {"Retry-After": "1"} if error.http_status == 429 else {}
+        return error.http_status, orjson.dumps({"error": str(error)}), headers
+    return 500, orjson.dumps({"error": f"internal error: {type(error).__name__}"}), {}
+
+
+def _error_response(error: Exception) -> Response:
+    status, content, headers = error_answer(error)
+    return Response(content, status, headers, media_type="application/json")
+
+
 async def _serve_error(request: Request, error: Exception) -> Response:
-    assert isinstance(error, ServeError)
-    headers = {"Retry-After": "1"} if error.http_status == 429 else None
-    return json_response({"error": str(error)}, error.http_status, headers)
+    return _error_response(error)
 
 
 async def _http_error(request: Request, error: Exception) -> Response:
@@ -226,4 +234,4 @@ async def _http_error(request: Request, error: Exception) -> Response:
 
 async def _internal_error(request: Request, error: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return json_response({"error": f"internal error: {type(error).__name__}"}, 500)
+    return _error_response(error)
