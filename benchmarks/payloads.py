@@ -95,21 +95,30 @@ def http_request(
     model: str, rows: int, binary: bool, seed: int = 0
 ) -> tuple[bytes, dict[str, str]]:
     """An infer body and its extra headers, JSON or binary extension."""
-    entries, tail = [], []
-    for name, datatype, shape, array in _inputs(model, rows, seed):
-        entry: dict[str, object] = {"name": name, "shape": shape, "datatype": datatype}
-        if binary:
-            entry["parameters"] = {"binary_data_size": array.nbytes}
-            tail.append(array.tobytes())
-        else:
-            entry["data"] = array.reshape(-1).tolist()
-        entries.append(entry)
+    tail: list[bytes] = []
+    entries = [
+        _http_tensor(name, datatype, shape, array, binary, tail)
+        for name, datatype, shape, array in _inputs(model, rows, seed)
+    ]
     doc: dict[str, object] = {"inputs": entries}
     if not binary:
         return orjson.dumps(doc), {}
     doc["parameters"] = {"binary_data_output": True}
     header = orjson.dumps(doc)
     return header + b"".join(tail), {BINARY_HEADER: str(len(header))}
+
+
+def _http_tensor(
+    name: str, datatype: str, shape: list[int], array: np.ndarray, binary: bool, tail: list[bytes]
+) -> dict[str, object]:
+    """One tensor of an HTTP body: data inline as JSON, or its bytes appended to ``tail``."""
+    entry: dict[str, object] = {"name": name, "datatype": datatype, "shape": shape}
+    if binary:
+        entry["parameters"] = {"binary_data_size": array.nbytes}
+        tail.append(array.tobytes())
+    else:
+        entry["data"] = array.reshape(-1).tolist()
+    return entry
 
 
 def grpc_response(model: str, outputs: list[OutputSpec], rows: int) -> bytes:
@@ -127,17 +136,12 @@ def http_response(
     model: str, outputs: list[OutputSpec], rows: int, binary: bool
 ) -> tuple[bytes, dict[str, str]]:
     """A response body of zero-valued outputs and its headers, JSON or binary extension."""
-    entries, tail = [], []
+    tail: list[bytes] = []
+    entries = []
     for spec in outputs:
         shape = spec.shape(rows)
         array: np.ndarray = np.zeros(shape, DTYPES[spec.datatype])
-        entry: dict[str, object] = {"name": spec.name, "datatype": spec.datatype, "shape": shape}
-        if binary:
-            entry["parameters"] = {"binary_data_size": array.nbytes}
-            tail.append(array.tobytes())
-        else:
-            entry["data"] = array.reshape(-1).tolist()
-        entries.append(entry)
+        entries.append(_http_tensor(spec.name, spec.datatype, shape, array, binary, tail))
     header = orjson.dumps({"model_name": model, "model_version": "1", "outputs": entries})
     if not binary:
         return header, {"content-type": "application/json"}

@@ -66,9 +66,6 @@ class _LoopFamily(Collector):
     def _child(self) -> Any:
         raise NotImplementedError
 
-    def describe(self) -> Iterator[Metric]:
-        return iter(())
-
 
 class LoopCounter(_LoopFamily):
     """A labelled counter updated only from the event loop."""
