@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import itertools
 import logging
 import signal
 import socket
@@ -92,7 +93,7 @@ class ModelProcess:
             if reply is None:
                 raise ConfigError(
                     f"{path}: the model process exited while loading it "
-                    f"(exit code {self.process.returncode})"
+                    f"({describe_exit(self.process)})"
                 )
             raise ConfigError(f"{path}: ONNX Runtime cannot load it: {reply[0]['error']}")
         self.info = reply[0]
@@ -288,14 +289,10 @@ class ProcessRuntime:
         self._processes.remove(process)
         if process in self._idle:
             self._idle.remove(process)
-        try:
-            process.process.wait(1.0)
-        except subprocess.TimeoutExpired:
-            process.process.kill()
-        why = describe_exit(process.process)
-        log.error("%s: the model process exited (%s); starting it again", self.label, why)
         batch, process.batch = process.batch, None
         process.close()
+        why = describe_exit(process.process)
+        log.error("%s: the model process exited (%s); starting it again", self.label, why)
         if batch is not None:
             message = f"the model process exited while running this batch ({why})"
             batch.done(RunResult(results=[message] * len(batch.rows)))
@@ -306,7 +303,7 @@ class ProcessRuntime:
 
     async def _restart(self) -> None:
         loop = asyncio.get_running_loop()
-        for attempt in range(10**9):
+        for attempt in itertools.count():
             await asyncio.sleep(RESTART_DELAYS_S[min(attempt, len(RESTART_DELAYS_S) - 1)])
             if self._closed:
                 return
@@ -327,13 +324,15 @@ class ProcessRuntime:
     def run_sync(self, feeds: dict[str, Array], names: list[str]) -> list[Array]:
         """Run one request from a thread that is not the event loop's and wait for it."""
         done: concurrent.futures.Future[RunResult | BaseException] = concurrent.futures.Future()
-        batch = _Batch([feeds], [1], names, False, done.set_result)
         with self._blocking:
             loop = self._loop
             if loop is None:
+                batch = _Batch([feeds], [1], names, False, done.set_result)
                 result: RunResult | BaseException = self._processes[0].run_blocking(batch)
         if loop is not None:
-            loop.call_soon_threadsafe(self._enqueue, batch)
+            loop.call_soon_threadsafe(
+                self.submit_batch, [feeds], [1], names, False, done.set_result
+            )
             result = done.result()
         if isinstance(result, BaseException):
             raise result
@@ -341,10 +340,6 @@ class ProcessRuntime:
         if isinstance(outcome, str):
             raise RuntimeError(outcome)
         return [outcome[name] for name in names]
-
-    def _enqueue(self, batch: _Batch) -> None:
-        self._waiting.append(batch)
-        self._pump()
 
     def close(self) -> None:
         """End every model process (their sockets close; they exit)."""
