@@ -26,21 +26,23 @@ from .types import Array
 HEAD = struct.Struct("<II")
 ALIGN = 64
 Descriptor = list[Any]
+Payload = bytes | bytearray | memoryview
 
 
-def frame(header: dict[str, Any], payload: bytes | bytearray = b"") -> list[bytes | bytearray]:
+def frame(header: dict[str, Any], payload: Payload = b"") -> list[Payload]:
     """The parts of one frame, ready for ``sendmsg`` or ``transport.writelines``."""
     head = orjson.dumps(header)
     return [HEAD.pack(len(head), len(payload)), head, payload]
 
 
-def send_frame(sock: socket.socket, header: dict[str, Any], payload: bytes = b"") -> None:
+def send_frame(sock: socket.socket, header: dict[str, Any], payload: Payload = b"") -> None:
     """Write one frame to a blocking socket."""
     sock.sendall(b"".join(frame(header, payload)))
 
 
-def recv_frame(sock: socket.socket) -> tuple[dict[str, Any], bytes] | None:
-    """Read one frame from a blocking socket; None at a clean end of stream."""
+def recv_frame(sock: socket.socket) -> tuple[dict[str, Any], Payload] | None:
+    """Read one frame from a blocking socket; None at a clean end of stream. The payload is
+    a view of the bytes received, not a copy."""
     head = _recv_exactly(sock, HEAD.size)
     if head is None:
         return None
@@ -48,10 +50,11 @@ def recv_frame(sock: socket.socket) -> tuple[dict[str, Any], bytes] | None:
     body = _recv_exactly(sock, header_len + payload_len)
     if body is None:
         raise ConnectionError("the stream ended inside a frame")
-    return orjson.loads(body[:header_len]), body[header_len:]
+    view = memoryview(body)
+    return orjson.loads(view[:header_len]), view[header_len:]
 
 
-def _recv_exactly(sock: socket.socket, count: int) -> bytes | None:
+def _recv_exactly(sock: socket.socket, count: int) -> bytearray | None:
     buffer = bytearray(count)
     view = memoryview(buffer)
     got = 0
@@ -62,7 +65,7 @@ def _recv_exactly(sock: socket.socket, count: int) -> bytes | None:
                 return None
             raise ConnectionError("the stream ended inside a frame")
         got += n
-    return bytes(buffer)
+    return buffer
 
 
 class FrameBuffer:
@@ -80,8 +83,10 @@ class FrameBuffer:
             end = HEAD.size + header_len + payload_len
             if len(buffer) < end:
                 break
-            header = orjson.loads(bytes(buffer[HEAD.size : HEAD.size + header_len]))
-            frames.append((header, bytes(buffer[HEAD.size + header_len : end])))
+            with memoryview(buffer) as view:  # one copy of each part, then the view is gone
+                header = orjson.loads(view[HEAD.size : HEAD.size + header_len])
+                payload = bytes(view[HEAD.size + header_len : end])
+            frames.append((header, payload))
             del buffer[:end]
         return frames
 
@@ -162,7 +167,7 @@ class Writer:
         return [name, dtype, tuple(shape), "p", begin, len(self.payload) - begin]
 
 
-def read(descriptor: Descriptor, arena: Arena, payload: bytes, copy: bool) -> tuple[str, Array]:
+def read(descriptor: Descriptor, arena: Arena, payload: Payload, copy: bool) -> tuple[str, Array]:
     """The array a descriptor names; ``copy`` takes arena data out of the shared region."""
     name, dtype, shape, where, offset, nbytes = descriptor
     shape = tuple(shape)

@@ -108,8 +108,8 @@ def run_batch(
     label: str,
     arena: model_ipc.Arena,
     header: dict[str, Any],
-    payload: bytes,
-) -> tuple[dict[str, Any], bytes]:
+    payload: model_ipc.Payload,
+) -> tuple[dict[str, Any], model_ipc.Payload]:
     """Run one batch frame; the reply describes each request's outputs or its error."""
     t0 = time.perf_counter_ns()
     arena.resize(header["arena"])
@@ -132,7 +132,7 @@ def run_batch(
         "ns": [input_ns, result.infer_ns, result.output_ns + time.perf_counter_ns() - t1],
         "overflow": writer.overflow,
     }
-    return reply, bytes(writer.payload)
+    return reply, writer.payload
 
 
 def main(argv: list[str]) -> int:

@@ -98,7 +98,7 @@ class ModelProcess:
             raise ConfigError(f"{path}: ONNX Runtime cannot load it: {reply[0]['error']}")
         self.info = reply[0]
 
-    def encode(self, batch: _Batch) -> list[bytes | bytearray]:
+    def encode(self, batch: _Batch) -> list[model_ipc.Payload]:
         """The frame of ``batch``, its inputs written into the arena where they fit."""
         first = batch.feeds_list[0]
         needed = sum(f[name].nbytes for f in batch.feeds_list for name in first)
@@ -121,7 +121,7 @@ class ModelProcess:
         }
         return model_ipc.frame(header, writer.payload)
 
-    def decode(self, header: dict[str, Any], payload: bytes) -> RunResult:
+    def decode(self, header: dict[str, Any], payload: model_ipc.Payload) -> RunResult:
         """The RunResult of a reply; outputs are copied out of the arena."""
         result = RunResult(nonfinite=header["nonfinite"])
         result.input_ns, result.infer_ns, result.output_ns = header["ns"]
