@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -32,20 +33,50 @@ from .types import Array, ModelSignature
 
 log = logging.getLogger(__name__)
 Outputs = dict[str, Array]
+Outcome = Outputs | BaseException
+WITHDRAWN = asyncio.CancelledError("the caller withdrew the request")
 
 
 @dataclass(slots=True, eq=False)
 class Pending:
-    """One request waiting for, or in, a model run."""
+    """One request waiting for, or in, a model run; ``is_done`` once ``on_done`` was called."""
 
     inputs: dict[str, Array]
     output_names: list[str]
     rows: int
     key: tuple[tuple[int, ...], ...]
-    future: asyncio.Future[Outputs]
+    on_done: Callable[[Outcome], object]
     enqueued_ns: int
+    batcher: Batcher
     dispatched_ns: int = 0
     timer: asyncio.TimerHandle | None = None
+    is_done: bool = False
+
+    def withdraw(self) -> None:
+        """The caller went away: leave the queue (a running batch finishes without it)."""
+        self.batcher.withdraw(self)
+
+    def finish(self, outcome: Outcome) -> None:
+        """Hand ``outcome`` to ``on_done`` unless that already happened."""
+        if self.is_done:
+            return
+        self.is_done = True
+        try:
+            self.on_done(outcome)
+        except Exception:  # one caller's bug must not cost its batch-mates their answers
+            log.exception("a request's completion callback failed")
+
+
+def settle(future: asyncio.Future[Any], outcome: Any) -> None:
+    """Complete ``future`` with an ``on_done`` outcome (an exception, WITHDRAWN, or a value)."""
+    if future.done():
+        return
+    if outcome is WITHDRAWN:
+        future.cancel()
+    elif isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 class Batcher:
@@ -86,60 +117,65 @@ class Batcher:
         return len(self._queue)
 
     def submit(
-        self, inputs: dict[str, Array], output_names: list[str], rows: int, timeout_s: float | None
+        self,
+        inputs: dict[str, Array],
+        output_names: list[str],
+        rows: int,
+        timeout_s: float | None,
+        on_done: Callable[[Outcome], object],
     ) -> Pending:
-        """Queue one validated request; its ``future`` gets the outputs. Raises Overloaded."""
+        """Queue one validated request; ``on_done`` later gets its outcome. Raises Overloaded."""
         if len(self._queue) >= self._max_queue + self._free:  # free instances take some now
             raise Overloaded(
                 f"{self.label}: queue is full ({self._max_queue} requests waiting); retry later"
             )
         if self._timeout_s is not None and (timeout_s is None or self._timeout_s < timeout_s):
             timeout_s = self._timeout_s
-        loop = asyncio.get_running_loop()
-        key = tuple(inputs[n].shape[1:] for n in self._inputs) if self._combine else ()
-        pending = Pending(
-            inputs, output_names, rows, key, loop.create_future(), time.perf_counter_ns()
-        )
+        key = tuple([inputs[n].shape[1:] for n in self._inputs]) if self._combine else ()
+        pending = Pending(inputs, output_names, rows, key, on_done, time.perf_counter_ns(), self)
         if timeout_s is not None:
+            loop = asyncio.get_running_loop()
             pending.timer = loop.call_later(max(timeout_s, 0.0), self._expire, pending)
         self._queue.append(pending)
         if not self._dispatch_scheduled:
             # dispatch after this loop iteration: requests that arrive together batch together
             self._dispatch_scheduled = True
-            loop.call_soon(self._scheduled_dispatch)
+            asyncio.get_running_loop().call_soon(self._scheduled_dispatch)
         return pending
 
     async def infer(
         self, inputs: dict[str, Array], output_names: list[str], rows: int, timeout_s: float | None
     ) -> Outputs:
         """Queue one validated request and wait for its outputs."""
-        pending = self.submit(inputs, output_names, rows, timeout_s)
+        future: asyncio.Future[Outputs] = asyncio.get_running_loop().create_future()
+        pending = self.submit(inputs, output_names, rows, timeout_s, lambda o: settle(future, o))
         try:
-            return await pending.future
+            return await future
         except asyncio.CancelledError:
-            self.withdraw(pending)
+            pending.withdraw()
             raise
 
     def withdraw(self, pending: Pending) -> None:
-        """The caller went away: take its request out of the queue if it is still there."""
-        pending.future.cancel()
+        """Take ``pending`` out of the queue if it is still there; ``on_done`` gets WITHDRAWN."""
+        if pending.is_done:
+            return
         if pending.timer is not None:
             pending.timer.cancel()
         try:
             self._queue.remove(pending)
         except ValueError:
-            pass  # already taken into a batch
+            pass  # already taken into a batch, which finishes without it
+        pending.finish(WITHDRAWN)
 
     def _expire(self, pending: Pending) -> None:
         try:
             self._queue.remove(pending)
         except ValueError:
             return  # already running: let it finish
-        if not pending.future.done():
-            waited_ms = (time.perf_counter_ns() - pending.enqueued_ns) / 1e6
-            pending.future.set_exception(
-                DeadlineExceeded(f"{self.label}: deadline passed after {waited_ms:.1f} ms in queue")
-            )
+        waited_ms = (time.perf_counter_ns() - pending.enqueued_ns) / 1e6
+        pending.finish(
+            DeadlineExceeded(f"{self.label}: deadline passed after {waited_ms:.1f} ms in queue")
+        )
 
     def _scheduled_dispatch(self) -> None:
         self._dispatch_scheduled = False
@@ -191,10 +227,10 @@ class Batcher:
     def _take(self) -> list[Pending]:
         """The oldest request and its compatible followers, whole, within the row limit.
 
-        Requests whose caller has gone (cancelled futures) are dropped on the way.
+        Requests whose caller has gone (withdrawn) are dropped on the way.
         """
         queue = self._queue
-        while queue and queue[0].future.done():
+        while queue and queue[0].is_done:
             queue.popleft()
         if not queue:
             return []
@@ -206,7 +242,7 @@ class Batcher:
         skipped: list[Pending] = []
         while queue and rows < self._max_rows:
             pending = queue.popleft()
-            if pending.future.done():
+            if pending.is_done:
                 continue
             if pending.key == first.key and rows + pending.rows <= self._max_rows:
                 batch.append(pending)
@@ -251,12 +287,10 @@ class Batcher:
             waited = pending.dispatched_ns - pending.enqueued_ns
             queue_stage.add(waited)
             self._metrics.queue_seconds.observe(waited / 1e9)
-            if pending.future.done():
+            if pending.is_done:
                 continue  # the caller went away
             if isinstance(outcome, str):
-                pending.future.set_exception(
-                    InternalError(f"{self.label}: model run failed: {outcome}")
-                )
+                pending.finish(InternalError(f"{self.label}: model run failed: {outcome}"))
             else:
-                pending.future.set_result(outcome)
+                pending.finish(outcome)
         self._dispatch()

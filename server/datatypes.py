@@ -7,6 +7,7 @@ length followed by that many bytes. Decoding fixed-size types is zero-copy (`np.
 from __future__ import annotations
 
 import struct
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ from .errors import InvalidInput
 
 # numpy refuses arrays whose byte size (even with a 0 dim, counted as 1) passes 2**63
 MAX_ELEMENTS = 2**60 - 1
+SMALL_RAW_BYTES = 65536
+_NATIVE_IS_LITTLE = sys.byteorder == "little"
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,5 +181,7 @@ def array_to_raw(array: np.ndarray[Any, Any], dt: DataType) -> bytes | memoryvie
     """The raw bytes of an array in V2 layout (a view where the array allows it)."""
     if dt.name == "BYTES":
         return serialize_bytes(array)
+    if array.nbytes <= SMALL_RAW_BYTES and _NATIVE_IS_LITTLE and array.dtype == dt.dtype:
+        return array.tobytes()  # one call; a view costs more below this size
     array = np.ascontiguousarray(array, dtype=dt.dtype.newbyteorder("<"))
     return memoryview(array.reshape(-1).view(np.uint8))  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from .runtime import ModelRuntime
 from .settings import ModelConfig
 from .stats import ModelStats
 from .types import ModelSignature
+from .validation import RequestCheck
 
 if TYPE_CHECKING:
     from .batching import Batcher
@@ -66,6 +67,15 @@ class ModelVersion:
     @functools.cached_property
     def output_datatypes(self) -> dict[str, DataType]:
         return {spec.name: spec.datatype for spec in self.signature.outputs}
+
+    @functools.cached_property
+    def version_text(self) -> str:
+        return str(self.version)
+
+    @functools.cached_property
+    def check_request(self) -> RequestCheck:
+        """This version's request validation (see validation.RequestCheck)."""
+        return RequestCheck(self.signature, self.name)
 
 
 class ModelStore:

@@ -10,14 +10,14 @@ from collections.abc import Callable
 from typing import Any
 
 from .auth import TokenCheck
-from .batching import Pending
+from .batching import WITHDRAWN, Pending, settle
+from .batching import Outcome as BatchOutcome
 from .errors import InternalError, InvalidInput, ModelNotReady, ServeError
 from .fallback import PRIMARY_ONLY, FallbackChain
 from .metrics import Metrics
 from .model_store import ModelStore, ModelVersion
 from .prediction_log import PredictionLog, Record
 from .types import Array, InferRequest, InferResponse
-from .validation import validate
 
 Outcome = InferResponse | ServeError
 
@@ -65,7 +65,8 @@ class InferenceService:
         """Start ``request``; ``on_done`` later gets its InferResponse or ServeError, on the loop.
 
         Errors found at once (unknown model, invalid input, full queue) reach ``on_done``
-        before this returns None. The returned Pending lets a caller that goes away withdraw.
+        before this returns None. A caller that goes away calls ``withdraw()`` on the returned
+        Pending; ``on_done`` is then never called.
         """
         started = time.perf_counter_ns()
         try:
@@ -79,19 +80,23 @@ class InferenceService:
             task.add_done_callback(self._fallback_tasks.discard)
             return None
         try:
-            output_names = validate(request, model.signature, model.name)
-            rows = _rows(request, model)
+            output_names, rows = model.check_request(request)
             assert model.batcher is not None
-            pending = model.batcher.submit(request.inputs, output_names, rows, _timeout_s(request))
+            pending = model.batcher.submit(
+                request.inputs,
+                output_names,
+                rows,
+                _timeout_s(request),
+                functools.partial(
+                    self._complete, model, request, output_names, rows, started, on_done
+                ),
+            )
         except ServeError as error:
             self._record(model, request.protocol, type(error).__name__, 0, 0)
             self._log(model, request, started, error, None)
             on_done(error)
             return None
         self._enter()
-        pending.future.add_done_callback(
-            functools.partial(self._complete, model, request, output_names, rows, started, on_done)
-        )
         return pending
 
     def _answered_by_fallback(
@@ -109,15 +114,15 @@ class InferenceService:
         rows: int,
         started: int,
         on_done: Callable[[Outcome], None],
-        future: asyncio.Future[dict[str, Array]],
+        outcome: BatchOutcome,
     ) -> None:
         self._leave()
         elapsed = time.perf_counter_ns() - started
-        if future.cancelled():
+        if outcome is WITHDRAWN:
             self._record(model, request.protocol, "cancelled", rows, elapsed)
             return
-        error = future.exception()
-        if error is not None:
+        if isinstance(outcome, BaseException):
+            error = outcome
             if not isinstance(error, ServeError):
                 log.error("model %s: %r", model.name, error)
                 error = InternalError(f'model "{model.name}": {error!r}')
@@ -125,20 +130,16 @@ class InferenceService:
             self._log(model, request, started, error, None)
             on_done(error)
             return
-        outputs = future.result()
         self._record(model, request.protocol, "ok", rows, elapsed)
-        selected = {name: outputs[name] for name in output_names}
-        self._log(model, request, started, None, selected)
         datatypes = model.output_datatypes
-        on_done(
-            InferResponse(
-                model_name=model.name,
-                model_version=str(model.version),
-                outputs=selected,
-                datatypes={name: datatypes[name] for name in output_names},
-                id=request.id,
-            )
-        )
+        if output_names is model.check_request.declared_outputs and len(outcome) == len(datatypes):
+            selected = outcome  # every output, in declared order: the batch's own dict
+        else:
+            selected = {name: outcome[name] for name in output_names}
+            datatypes = {name: datatypes[name] for name in output_names}
+        if self.prediction_log is not None:
+            self._log(model, request, started, None, selected)
+        on_done(InferResponse(model.name, model.version_text, selected, datatypes, request.id))
 
     def _log(
         self,
@@ -185,21 +186,12 @@ class InferenceService:
         if self.must_wait_for_log:
             await self.wait_for_log()
         answer: asyncio.Future[InferResponse] = asyncio.get_running_loop().create_future()
-
-        def on_done(outcome: Outcome) -> None:
-            if answer.done():
-                return
-            if isinstance(outcome, ServeError):
-                answer.set_exception(outcome)
-            else:
-                answer.set_result(outcome)
-
-        pending = self.submit(request, on_done)
+        pending = self.submit(request, functools.partial(settle, answer))
         try:
             return await answer
         except asyncio.CancelledError:
             if pending is not None:
-                pending.future.cancel()  # never runs; its done callback records the cancellation
+                pending.withdraw()  # recorded as cancelled; a running batch finishes without it
             raise
 
     def _record(self, model: ModelVersion, protocol: str, outcome: str, rows: int, ns: int) -> None:
@@ -265,13 +257,6 @@ class InferenceService:
         except TimeoutError:
             log.warning("drain: %d requests still in flight after %ss", self._in_flight, timeout_s)
             return False
-
-
-def _rows(request: InferRequest, model: ModelVersion) -> int:
-    if model.signature.max_batch_size == 0:
-        return 1
-    first = model.signature.inputs[0].name
-    return int(request.inputs[first].shape[0])
 
 
 def _timeout_s(request: InferRequest) -> float | None:

@@ -1,27 +1,26 @@
 """ModelInferRequest / ModelInferResponse <-> InferRequest / InferResponse.
 
 Raw input contents decode zero-copy (`np.frombuffer` over the message's bytes); typed
-contents are converted and range-checked. Outputs always go in ``raw_output_contents``.
+contents are converted and range-checked. Responses are written by ``grpc_wire``.
 """
 
 from __future__ import annotations
 
+from math import prod
 from typing import Any
 
 import numpy as np
 
-from .._proto import grpc_service_pb2 as pb
 from ..datatypes import (
     DATATYPES,
     DataType,
     array_from_raw,
-    array_to_raw,
     checked_shape,
     datatype,
     element_count,
 )
 from ..errors import InvalidInput
-from ..types import Array, InferRequest, InferResponse
+from ..types import Array, InferRequest
 from ..validation import check_unique
 
 CONTENT_FIELDS = sorted({d.contents_field for d in DATATYPES.values() if d.contents_field})
@@ -40,25 +39,30 @@ def decode_request(message: Any) -> InferRequest:
     """Decode a ModelInferRequest; raises InvalidInput naming the tensor and the problem."""
     raw = message.raw_input_contents
     items = message.inputs
-    check_unique([item.name for item in items], "input")
+    if len(items) > 1:
+        check_unique([item.name for item in items], "input")
     if raw:
-        if any(item.HasField("contents") for item in items):
-            raise InvalidInput("contents must not be set when raw_input_contents is used")
+        for item in items:
+            if item.HasField("contents"):
+                raise InvalidInput("contents must not be set when raw_input_contents is used")
         if len(raw) < len(items):
             raise InvalidInput(f'unable to find data for input "{items[len(raw)].name}"')
         if len(raw) > len(items):
             raise InvalidInput(f"{len(raw)} raw_input_contents entries for {len(items)} inputs")
     inputs: dict[str, Array] = {}
     for index, item in enumerate(items):
-        tensor = f'model "{message.model_name}": input "{item.name}"'
-        if "shared_memory_region" in item.parameters:
-            raise InvalidInput(f"{tensor}: shared memory is not supported")
-        dt = datatype(item.datatype, tensor)
-        shape = checked_shape(list(item.shape), tensor)
+        name = item.name
+        if item.parameters and "shared_memory_region" in item.parameters:
+            raise InvalidInput(f"{_tensor(message, name)}: shared memory is not supported")
+        dt = DATATYPES.get(item.datatype)
+        shape = tuple(item.shape[:])  # a slice first: iterating the container is slower
         if raw:
-            inputs[item.name] = array_from_raw(raw[index], dt, shape, tensor)
-        else:
-            inputs[item.name] = array_from_contents(item.contents, dt, shape, tensor)
+            data = raw[index]
+            size = dt.itemsize if dt is not None else 0
+            if size and shape and min(shape) > 0 and len(data) == prod(shape) * size:
+                inputs[name] = np.frombuffer(data, dt.dtype).reshape(shape)  # type: ignore[union-attr]
+                continue
+        inputs[name] = _decode_input(message, item, raw[index] if raw else None)
     outputs = None
     if message.outputs:
         outputs = []
@@ -69,14 +73,24 @@ def decode_request(message: Any) -> InferRequest:
                 raise InvalidInput(f'output "{out.name}": shared memory is not supported')
             outputs.append(out.name)
         check_unique(outputs, "output")
+    parameters = parameters_to_dict(message.parameters) if message.parameters else {}
     return InferRequest(
-        model_name=message.model_name,
-        model_version=message.model_version,
-        inputs=inputs,
-        outputs=outputs,
-        id=message.id,
-        parameters=parameters_to_dict(message.parameters),
+        message.model_name, message.model_version, inputs, outputs, message.id, parameters
     )
+
+
+def _tensor(message: Any, name: str) -> str:
+    return f'model "{message.model_name}": input "{name}"'
+
+
+def _decode_input(message: Any, item: Any, data: bytes | None) -> Array:
+    """One input the fast path of ``decode_request`` did not take, checked in full."""
+    tensor = _tensor(message, item.name)
+    dt = datatype(item.datatype, tensor)
+    shape = checked_shape(list(item.shape), tensor)
+    if data is not None:
+        return array_from_raw(data, dt, shape, tensor)
+    return array_from_contents(item.contents, dt, shape, tensor)
 
 
 def array_from_contents(contents: Any, dt: DataType, shape: tuple[int, ...], tensor: str) -> Array:
@@ -108,19 +122,3 @@ def array_from_contents(contents: Any, dt: DataType, shape: tuple[int, ...], ten
         if wide.min() < info.min or wide.max() > info.max:
             raise InvalidInput(f"{tensor}: a value is out of range for {dt.name}")
     return np.asarray(values, dtype=dt.dtype).reshape(shape)
-
-
-def encode_response(response: InferResponse) -> Any:
-    """A ModelInferResponse with every output's data in ``raw_output_contents``."""
-    message = pb.ModelInferResponse(
-        model_name=response.model_name,
-        model_version=response.model_version,
-        id=response.id,
-    )
-    for key, value in response.parameters.items():
-        message.parameters[key].string_param = str(value)
-    for name, array in response.outputs.items():
-        dt = response.datatypes[name]
-        message.outputs.add(name=name, datatype=dt.name, shape=array.shape)
-        message.raw_output_contents.append(bytes(array_to_raw(array, dt)))
-    return message

@@ -23,7 +23,7 @@ from .._proto import model_config_pb2
 from ..batching import Pending
 from ..errors import ModelNotFound, ModelNotReady, ServeError
 from ..service import InferenceService
-from . import grpc_codec
+from . import grpc_codec, grpc_wire
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class TlsFiles:
 
 
 SERVICE_NAME = "inference.GRPCInferenceService"
+ANSWERS_BYTES = {"ModelInfer"}  # RPCs whose handler returns its response already serialized
 
 
 class GoneClientFilter(logging.Filter):
@@ -114,7 +115,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         infer_request.protocol = "grpc"
         infer_request.timeout_s = context.time_remaining()
         response = await self.service.infer(infer_request)
-        return grpc_codec.encode_response(response)
+        return grpc_wire.encode_response(response)
 
 
 def inference_handlers(servicer: InferenceServicer) -> grpc.GenericRpcHandler:
@@ -131,12 +132,12 @@ def inference_handlers(servicer: InferenceServicer) -> grpc.GenericRpcHandler:
             continue
         if method.client_streaming:  # parses each message itself
             handlers[method.name] = grpc.stream_stream_rpc_method_handler(
-                getattr(servicer, method.name), response_serializer=_serialize
+                getattr(servicer, method.name)  # answers are written already serialized
             )
             continue
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
             _unary(getattr(servicer, method.name), getattr(pb, method.input_type.name)),
-            response_serializer=_serialize,
+            response_serializer=None if method.name in ANSWERS_BYTES else _serialize,
         )
     return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
 
@@ -190,7 +191,8 @@ class InferenceStream:
         self.answers: asyncio.Queue[Any] = asyncio.Queue()
         self.outstanding = 0
         self.reading = True
-        self.pending: set[Pending] = set()
+        self.pending: dict[int, Pending] = {}  # by ticket: the requests still running
+        self.tickets = 0
 
     async def serve(self, messages: AsyncIterator[bytes]) -> None:
         reader = asyncio.create_task(self._read(messages))
@@ -199,8 +201,8 @@ class InferenceStream:
                 await self.context.write(answer)
         finally:
             reader.cancel()
-            for pending in self.pending:
-                pending.future.cancel()  # the client is gone: nobody to answer
+            for pending in list(self.pending.values()):
+                pending.withdraw()  # the client is gone: nobody to answer
 
     async def _read(self, messages: AsyncIterator[bytes]) -> None:
         async for data in messages:
@@ -231,26 +233,24 @@ class InferenceStream:
             return
         request.protocol = "grpc-stream"
         request.timeout_s = self.context.time_remaining()
+        ticket = self.tickets = self.tickets + 1
         pending = self.service.submit(
-            request, functools.partial(self._finished, request_id, model_name)
+            request, functools.partial(self._finished, request_id, model_name, ticket)
         )
-        if pending is not None and not pending.future.done():
-            self.pending.add(pending)
-            pending.future.add_done_callback(functools.partial(self._forget, pending))
+        if pending is not None and not pending.is_done:
+            self.pending[ticket] = pending
 
-    def _forget(self, pending: Pending, _: object) -> None:
-        self.pending.discard(pending)
-
-    def _finished(self, request_id: str, model_name: str, outcome: Any) -> None:
+    def _finished(self, request_id: str, model_name: str, ticket: int, outcome: Any) -> None:
+        self.pending.pop(ticket, None)
         if isinstance(outcome, ServeError):
             self._answer(_stream_error(str(outcome), request_id, model_name))
             return
         try:
-            response = grpc_codec.encode_response(outcome)
+            response = grpc_wire.encode_response(outcome)
         except ServeError as error:
             self._answer(_stream_error(str(error), request_id, model_name))
             return
-        self._answer(pb.ModelStreamInferResponse(infer_response=response))
+        self._answer(grpc_wire.stream_response(response))
 
     def _answer(self, answer: Any) -> None:
         self.outstanding -= 1
@@ -259,11 +259,12 @@ class InferenceStream:
             self.answers.put_nowait(None)
 
 
-def _stream_error(text: str, request_id: str, model_name: str) -> Any:
-    return pb.ModelStreamInferResponse(
+def _stream_error(text: str, request_id: str, model_name: str) -> bytes:
+    answer: bytes = pb.ModelStreamInferResponse(
         error_message=text,
         infer_response=pb.ModelInferResponse(id=request_id, model_name=model_name),
-    )
+    ).SerializeToString()
+    return answer
 
 
 async def build_grpc_server(

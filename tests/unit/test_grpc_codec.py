@@ -11,7 +11,8 @@ import pytest
 from server._proto import grpc_service_pb2 as pb
 from server.datatypes import DATATYPES, array_to_raw
 from server.errors import InvalidInput
-from server.frontends.grpc_codec import decode_request, encode_response, parameters_to_dict
+from server.frontends.grpc_codec import decode_request, parameters_to_dict
+from server.frontends.grpc_wire import encode_response, stream_response, varint
 from server.types import InferResponse
 
 TYPED = [name for name, d in DATATYPES.items() if d.contents_field]
@@ -292,8 +293,27 @@ def _response(outputs: dict[str, np.ndarray]) -> InferResponse:
     return InferResponse("m", "4", outputs, datatypes, "r9")
 
 
+def _encoded(response: InferResponse) -> Any:
+    return pb.ModelInferResponse.FromString(encode_response(response))
+
+
+def _reference(response: InferResponse) -> bytes:
+    """What protobuf itself writes for ``response``."""
+    message = pb.ModelInferResponse(
+        model_name=response.model_name, model_version=response.model_version, id=response.id
+    )
+    for key, value in response.parameters.items():
+        message.parameters[key].string_param = str(value)
+    for name, array in response.outputs.items():
+        dt = response.datatypes[name]
+        message.outputs.add(name=name, datatype=dt.name, shape=array.shape)
+        message.raw_output_contents.append(bytes(array_to_raw(array, dt)))
+    data: bytes = message.SerializeToString()
+    return data
+
+
 def test_response_fields_are_filled() -> None:
-    message = encode_response(_response({"y": np.ones(1, np.float32)}))
+    message = _encoded(_response({"y": np.ones(1, np.float32)}))
     assert (message.model_name, message.model_version, message.id) == ("m", "4", "r9")
 
 
@@ -306,7 +326,7 @@ def test_every_output_goes_raw_including_zero_byte_ones() -> None:
         "b": np.array([[True], [False]]),
         "h": np.array([1.5], dtype=np.float16),
     }
-    message = encode_response(_response(outputs))
+    message = _encoded(_response(outputs))
     assert [o.name for o in message.outputs] == list(outputs)
     assert len(message.raw_output_contents) == len(outputs)
     for entry, raw, (name, array) in zip(
@@ -323,7 +343,7 @@ def test_every_output_goes_raw_including_zero_byte_ones() -> None:
 @pytest.mark.parametrize("name", list(DATATYPES))
 def test_response_raw_decodes_back_through_the_request_path(name: str) -> None:
     array = _values(name).reshape(4, 1)
-    out = encode_response(_response({"y": array}))
+    out = _encoded(_response({"y": array}))
     back = decode_request(
         _request(
             ("y", out.outputs[0].datatype, list(out.outputs[0].shape)),
@@ -336,7 +356,48 @@ def test_response_raw_decodes_back_through_the_request_path(name: str) -> None:
         assert back.inputs["y"].tobytes() == array.tobytes()
 
 
-def test_response_serializes() -> None:
-    message = encode_response(_response({"y": np.ones((1, 2), np.float32)}))
-    parsed = pb.ModelInferResponse.FromString(message.SerializeToString())
-    assert parsed == message
+@pytest.mark.parametrize(
+    "response",
+    [
+        InferResponse("m", "4", {"y": np.ones((1, 2), np.float32)}, {"y": DATATYPES["FP32"]}, "r9"),
+        InferResponse("m", "", {"y": np.ones((3,), np.int64)}, {"y": DATATYPES["INT64"]}),
+        InferResponse(
+            "ünïcode-model" * 20,
+            "12",
+            {"scalar": np.array(7, np.int32), "wide": np.zeros((2, 300, 1), np.float64)},
+            {"scalar": DATATYPES["INT32"], "wide": DATATYPES["FP64"]},
+            "i" * 200,
+        ),
+        InferResponse(
+            "m", "1", {"big": np.ones((1, 70000), np.uint8)}, {"big": DATATYPES["UINT8"]}
+        ),
+        InferResponse(
+            "m", "1", {"s": np.array(["a", "bc"], dtype=object)}, {"s": DATATYPES["BYTES"]}
+        ),
+    ],
+)
+def test_response_bytes_are_protobufs_own(response: InferResponse) -> None:
+    for _ in range(2):  # the second time from the cache
+        assert encode_response(response) == _reference(response)
+
+
+def test_response_parameters_survive() -> None:
+    response = InferResponse(
+        "m", "1", {"y": np.ones((1, 2), np.float32)}, {"y": DATATYPES["FP32"]}, "r"
+    )
+    response.parameters["ortserve_route"] = "cache"
+    message = _encoded(response)
+    assert message.parameters["ortserve_route"].string_param == "cache"
+    assert message == pb.ModelInferResponse.FromString(_reference(response))
+
+
+def test_stream_response_wraps_the_answer() -> None:
+    inner = encode_response(_response({"y": np.ones((1, 40), np.float32)}))
+    parsed = pb.ModelStreamInferResponse.FromString(stream_response(inner))
+    assert parsed.infer_response == pb.ModelInferResponse.FromString(inner)
+    assert parsed.error_message == ""
+
+
+@pytest.mark.parametrize("value", [0, 1, 127, 128, 300, 16383, 16384, 2**31, 2**63 - 1])
+def test_varint_matches_protobuf(value: int) -> None:
+    assert pb.InferParameter(uint64_param=value).SerializeToString() == b"\x28" + varint(value)

@@ -13,7 +13,7 @@ from server.model_store import ModelStore, ModelVersion
 from server.runtime import OrtRuntime
 from server.settings import ModelConfig, RuntimeConfig
 from server.types import InferRequest, ModelSignature, TensorSpec
-from server.validation import check_unique, validate
+from server.validation import RequestCheck, check_unique, validate
 from tests.onnx_models import scale
 
 FP32, INT64, BYTES = DATATYPES["FP32"], DATATYPES["INT64"], DATATYPES["BYTES"]
@@ -45,8 +45,19 @@ def _check(
     outputs: list[str] | None = None,
     **parameters: object,
 ) -> list[str]:
+    """validate()'s answer, checked against RequestCheck's: the same names or the same error."""
     request = InferRequest("m", "", inputs, outputs, parameters=dict(parameters))
-    return validate(request, signature, "m")
+    check = RequestCheck(signature, "m")
+    try:
+        names = validate(request, signature, "m")
+    except InvalidInput as error:
+        with pytest.raises(InvalidInput) as caught:
+            check(request)
+        assert str(caught.value) == str(error)
+        raise
+    rows = inputs[signature.inputs[0].name].shape[0] if signature.max_batch_size else 1
+    assert check(request) == (names, rows)
+    return names
 
 
 def _invalid(match: str, *args: object, **kwargs: object) -> str:
