@@ -1,7 +1,11 @@
-"""One model run for a batch of requests: run, check, split; one by one if the batch fails.
+"""One model run for a batch of requests, in two halves: run, then split.
 
-Shared by both executors: the runtime thread calls it in the server process, the model
-process (``model_process``) calls it in its own process. It never touches the event loop.
+``run_batch`` is the model's side: it runs the joined inputs and, if the batch fails and holds
+more than one request, runs each request alone so that only the one that breaks the model
+fails. ``split`` is the answer's side: it cuts the outputs back into one set per request and
+notes an output holding NaN or Inf. The thread executor runs the first half in its runtime
+thread and the second on the event loop, so the thread holds the GIL only to enter and leave
+ONNX Runtime; the model process (``model_process``) does both in its own process.
 """
 
 from __future__ import annotations
@@ -21,10 +25,21 @@ RunFn = Callable[[dict[str, Array], list[str]], list[Array]]
 
 
 @dataclass(slots=True)
+class Ran:
+    """What the model gave for a batch: the outputs of the whole batch, or (when the batch
+    failed) each request's own outputs or the message of why it failed."""
+
+    outputs: list[Array] | None
+    alone: list[list[Array] | str] | None = None
+    infer_ns: int = 0
+
+
+@dataclass(slots=True)
 class RunResult:
     """What one batch gave: per request its outputs, or the message of why the run failed."""
 
     results: list[Outputs | str] = field(default_factory=list)
+    failed: str = ""  # why the first failed request failed
     nonfinite: str = ""  # an output that held NaN or Inf
     input_ns: int = 0
     infer_ns: int = 0
@@ -38,6 +53,70 @@ def concatenate(feeds_list: Sequence[dict[str, Array]]) -> dict[str, Array]:
     return {name: np.concatenate([f[name] for f in feeds_list]) for name in feeds_list[0]}
 
 
+def run_batch(
+    run: RunFn, label: str, feeds: dict[str, Array], rows: Sequence[int], names: list[str]
+) -> Ran:
+    """Run ``feeds`` (the batch, ``rows`` per request, in order) for the outputs ``names``."""
+    t0 = time.perf_counter_ns()
+    try:
+        return Ran(run(feeds, names), infer_ns=time.perf_counter_ns() - t0)
+    except Exception as error:
+        if len(rows) == 1:
+            return Ran(None, [str(error)], time.perf_counter_ns() - t0)
+        log.warning("%s: batch of %d failed (%s); retrying alone", label, len(rows), error)
+    alone: list[list[Array] | str] = []
+    start = 0
+    for count in rows:
+        part = {n: a[start : start + count] for n, a in feeds.items()}
+        start += count
+        try:
+            alone.append(run(part, names))
+        except Exception as error:
+            alone.append(str(error))
+    return Ran(None, alone, time.perf_counter_ns() - t0)
+
+
+def nonfinite_output(names: list[str], outputs: Sequence[Array]) -> str:
+    """The first float output holding NaN or Inf, or ""."""
+    for name, out in zip(names, outputs, strict=True):
+        if out.dtype.kind == "f" and not np.isfinite(out).all():
+            return name
+    return ""
+
+
+def split(ran: Ran, rows: Sequence[int], names: list[str], check_finite: bool) -> RunResult:
+    """Each request's outputs (views into the batch's), in order; ``check_finite`` looks for
+    NaN and Inf in what the model gave."""
+    result = RunResult(infer_ns=ran.infer_ns)
+    t0 = time.perf_counter_ns()
+    outputs = ran.outputs
+    if outputs is None:
+        assert ran.alone is not None
+        for part in ran.alone:
+            if isinstance(part, str):
+                result.results.append(part)
+                result.failed = result.failed or part
+                continue
+            if check_finite and not result.nonfinite:
+                result.nonfinite = nonfinite_output(names, part)
+            result.results.append(dict(zip(names, part, strict=True)))
+    else:
+        if check_finite:
+            result.nonfinite = nonfinite_output(names, outputs)
+        if len(rows) == 1:
+            result.results.append(dict(zip(names, outputs, strict=True)))
+        else:
+            start = 0
+            for count in rows:
+                end = start + count
+                result.results.append(
+                    {n: out[start:end] for n, out in zip(names, outputs, strict=True)}
+                )
+                start = end
+    result.output_ns = time.perf_counter_ns() - t0
+    return result
+
+
 def execute(
     run: RunFn,
     label: str,
@@ -46,45 +125,5 @@ def execute(
     names: list[str],
     check_finite: bool,
 ) -> RunResult:
-    """Run ``feeds`` (the batch, ``rows`` per request, in order) and split the outputs.
-
-    If the batch fails and holds more than one request, each request runs alone so that only
-    the one that breaks the model fails.
-    """
-    result = RunResult()
-    t0 = time.perf_counter_ns()
-    try:
-        outputs = run(feeds, names)
-    except Exception as error:
-        if len(rows) == 1:
-            result.results.append(str(error))
-            return result
-        log.warning("%s: batch of %d failed (%s); retrying alone", label, len(rows), error)
-        start = 0
-        for count in rows:
-            part = {n: a[start : start + count] for n, a in feeds.items()}
-            start += count
-            single = execute(run, label, part, [count], names, check_finite)
-            result.results.extend(single.results)
-            result.infer_ns += single.infer_ns
-            result.output_ns += single.output_ns
-            result.nonfinite = result.nonfinite or single.nonfinite
-        return result
-    t1 = time.perf_counter_ns()
-    if check_finite:
-        for name, out in zip(names, outputs, strict=True):
-            if out.dtype.kind == "f" and not np.isfinite(out).all():
-                result.nonfinite = name
-                break
-    if len(rows) == 1:
-        result.results.append(dict(zip(names, outputs, strict=True)))
-    else:
-        start = 0
-        for count in rows:
-            end = start + count
-            result.results.append(
-                {n: out[start:end] for n, out in zip(names, outputs, strict=True)}
-            )
-            start = end
-    result.infer_ns, result.output_ns = t1 - t0, time.perf_counter_ns() - t1
-    return result
+    """Both halves at once: run ``feeds`` and split the outputs per request."""
+    return split(run_batch(run, label, feeds, rows, names), rows, names, check_finite)

@@ -182,19 +182,26 @@ class Batcher:
         self._dispatch()
 
     def _dispatch(self) -> None:
+        every_output = len(self._outputs)
         while self._free > 0 and self._queue:
-            if self._should_wait():
+            if self._delay_s > 0 and self._should_wait():
                 return
             batch = self._take()
             if not batch:
                 return
             self._free -= 1
             now = time.perf_counter_ns()
+            wants_all = True
             for pending in batch:
                 pending.dispatched_ns = now
                 if pending.timer is not None:
                     pending.timer.cancel()
-            names = [n for n in self._outputs if any(n in p.output_names for p in batch)]
+                if len(pending.output_names) != every_output:  # names are valid and unique
+                    wants_all = False
+            if wants_all:
+                names = self._outputs
+            else:
+                names = [n for n in self._outputs if any(n in p.output_names for p in batch)]
             self._runtime.submit_batch(
                 [p.inputs for p in batch],
                 [p.rows for p in batch],
@@ -269,24 +276,24 @@ class Batcher:
         self._free += 1
         if isinstance(run, BaseException):  # not the model: the batching code itself
             log.error("%s: batch failed: %r", self.label, run)
-            run = RunResult([f"{run!r}"] * len(batch))
-        rows = sum(p.rows for p in batch)
-        self._stats.record_batch(len(batch), rows, run.input_ns, run.infer_ns, run.output_ns)
-        self._metrics.batch_size.observe(rows)
-        self._metrics.compute_seconds.observe((run.input_ns + run.infer_ns + run.output_ns) / 1e9)
+            run = RunResult([f"{run!r}"] * len(batch), failed=f"{run!r}")
+        waits = [p.dispatched_ns - p.enqueued_ns for p in batch]
+        rows = sum([p.rows for p in batch])
+        self._stats.record_batch(
+            len(batch), rows, run.input_ns, run.infer_ns, run.output_ns, sum(waits)
+        )
+        metrics = self._metrics
+        metrics.batch_size.observe(rows)
+        metrics.compute_seconds.observe((run.input_ns + run.infer_ns + run.output_ns) / 1e9)
+        metrics.queue_seconds.observe_ns(waits)
         if self._on_run is not None:
-            failed = next((r for r in run.results if isinstance(r, str)), None)
-            if failed is not None:
-                self._on_run(f"{self.label}: model run failed: {failed}")
+            if run.failed:
+                self._on_run(f"{self.label}: model run failed: {run.failed}")
             elif run.nonfinite:
                 self._on_run(f'output "{run.nonfinite}" held NaN or Inf')
             else:
                 self._on_run(None)
-        queue_stage = self._stats.stages["queue"]
         for pending, outcome in zip(batch, run.results, strict=True):
-            waited = pending.dispatched_ns - pending.enqueued_ns
-            queue_stage.add(waited)
-            self._metrics.queue_seconds.observe(waited / 1e9)
             if pending.is_done:
                 continue  # the caller went away
             if isinstance(outcome, str):

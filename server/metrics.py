@@ -44,6 +44,13 @@ class _HistogramChild:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
 
+    def observe_ns(self, values_ns: Sequence[int]) -> None:
+        """Observe each of ``values_ns`` nanoseconds, in seconds."""
+        counts, bounds = self.counts, self.bounds
+        for ns in values_ns:
+            counts[bisect_left(bounds, ns / 1e9)] += 1
+        self.sum += sum(values_ns) / 1e9
+
 
 class _LoopFamily(Collector):
     """Children by label values, created on first use; collected at scrape time."""

@@ -1,9 +1,11 @@
 """OrtRuntime: ONNX Runtime sessions for one model version, run in threads of the server.
 
 This is the ``thread`` executor, the default (``process_runtime`` is the ``process`` one).
-Each of the ``instances`` sessions is used by one thread at a time. Work reaches the threads
-through a queue and its result goes back to the event loop with ``call_soon_threadsafe``. The
-model's signature is read from the graph and tightened by config.
+Each of the ``instances`` sessions is used by one thread at a time. The event loop joins a
+batch's inputs and puts it on a queue; a runtime thread runs it and hands the outputs back
+with ``call_soon_threadsafe``; the loop cuts them per request. The thread holds the GIL only to
+enter and leave ONNX Runtime: every GIL-holding moment of that thread is one the event loop
+waits for. The model's signature is read from the graph and tightened by config.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import onnxruntime as ort
 
-from .batch_run import RunResult, concatenate, execute
+from .batch_run import Ran, RunResult, concatenate, run_batch, split
 from .datatypes import BY_ONNX
 from .errors import ConfigError
 from .model_process import ModelRunner, session_options
@@ -27,7 +30,6 @@ from .settings import RuntimeConfig
 from .types import Array, ModelSignature, TensorSpec
 
 log = logging.getLogger(__name__)
-Job = tuple[Callable[[], Any], Callable[[Any], None], asyncio.AbstractEventLoop]
 BatchDone = Callable[[RunResult | BaseException], None]
 
 DEFAULT_MAX_BATCH_SIZE = 256
@@ -114,7 +116,7 @@ class OrtRuntime:
         )
         self.device = "cuda" if first.cuda else "cpu"
         self.instances = config.instances
-        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._work, name=f"ort-{path.parent.name}-{i}", daemon=True)
             for i in range(config.instances)
@@ -148,28 +150,37 @@ class OrtRuntime:
         done: BatchDone,
     ) -> None:
         """Run one batch in a runtime thread; ``done`` gets its RunResult on the event loop."""
-
-        def job() -> RunResult:
-            t0 = time.perf_counter_ns()
-            feeds = concatenate(feeds_list)
-            input_ns = time.perf_counter_ns() - t0
-            result = execute(self.run_sync, self.label, feeds, rows, names, check_finite)
-            result.input_ns = input_ns
-            return result
-
-        self._jobs.put((job, done, asyncio.get_running_loop()))
+        t0 = time.perf_counter_ns()
+        feeds = concatenate(feeds_list)
+        job = _Job(feeds, rows, names, check_finite, done, asyncio.get_running_loop())
+        job.input_ns = time.perf_counter_ns() - t0
+        self._jobs.put(job)
 
     def _work(self) -> None:
-        while (item := self._jobs.get()) is not None:
-            job, done, loop = item
+        run, label, ran = self.run_sync, self.label, self._ran
+        while (job := self._jobs.get()) is not None:
             try:
-                result = job()
+                outcome: Ran | BaseException = run_batch(run, label, job.feeds, job.rows, job.names)
             except BaseException as error:  # handed to the loop, which decides
-                result = error
+                outcome = error
             try:
-                loop.call_soon_threadsafe(done, result)
+                job.loop.call_soon_threadsafe(ran, job, outcome)
             except RuntimeError:
                 return  # the loop is closed: the server is gone
+
+    @staticmethod
+    def _ran(job: _Job, outcome: Ran | BaseException) -> None:
+        """On the loop: cut a finished batch per request and hand it on."""
+        if isinstance(outcome, BaseException):
+            job.done(outcome)
+            return
+        try:
+            result = split(outcome, job.rows, job.names, job.check_finite)
+        except Exception as error:
+            job.done(error)
+            return
+        result.input_ns = job.input_ns
+        job.done(result)
 
     def close(self) -> None:
         """Let queued work finish, then stop the threads."""
@@ -177,6 +188,19 @@ class OrtRuntime:
             self._jobs.put(None)
         for thread in self._threads:
             thread.join()
+
+
+@dataclass(slots=True)
+class _Job:
+    """One batch on its way to a runtime thread and back."""
+
+    feeds: dict[str, Array]
+    rows: Sequence[int]
+    names: list[str]
+    check_finite: bool
+    done: BatchDone
+    loop: asyncio.AbstractEventLoop
+    input_ns: int = 0
 
 
 def read_signature(

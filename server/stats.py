@@ -61,20 +61,37 @@ class ModelStats:
             self.inference_count += rows
 
     def record_batch(
-        self, requests: int, rows: int, input_ns: int, infer_ns: int, output_ns: int
+        self,
+        requests: int,
+        rows: int,
+        input_ns: int,
+        infer_ns: int,
+        output_ns: int,
+        queue_ns: int = 0,
     ) -> None:
-        """One model run of ``rows`` rows serving ``requests`` requests."""
+        """One model run of ``rows`` rows serving ``requests`` requests, which waited
+        ``queue_ns`` in all before it."""
         self.execution_count += 1
         self.last_inference_ms = int(time.time() * 1000)
-        self.stages["compute_input"].add(input_ns * requests, requests)
-        self.stages["compute_infer"].add(infer_ns * requests, requests)
-        self.stages["compute_output"].add(output_ns * requests, requests)
+        stages = self.stages
+        for stage, ns in (
+            (stages["compute_input"], input_ns * requests),
+            (stages["compute_infer"], infer_ns * requests),
+            (stages["compute_output"], output_ns * requests),
+            (stages["queue"], queue_ns),
+        ):
+            stage.count += requests
+            stage.ns += ns
         batch = self.batches.get(rows)
         if batch is None:
             batch = self.batches[rows] = BatchStats()
-        batch.compute_input.add(input_ns)
-        batch.compute_infer.add(infer_ns)
-        batch.compute_output.add(output_ns)
+        for duration, ns in (
+            (batch.compute_input, input_ns),
+            (batch.compute_infer, infer_ns),
+            (batch.compute_output, output_ns),
+        ):
+            duration.count += 1
+            duration.ns += ns
 
     def as_dict(self, name: str, version: int) -> dict[str, Any]:
         """The V2 ``model_stats`` entry for this version."""

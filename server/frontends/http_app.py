@@ -74,21 +74,25 @@ class InferEndpoint:
             if wanted is not None and wanted not in headers:
                 headers[wanted] = value.decode("latin-1")
         extra: list[tuple[bytes, bytes]] = []
+        service = self.service
         try:
-            self.service.authenticate(headers.get("authorization"))
+            if service.auth is not None:
+                service.authenticate(headers.get("authorization"))
             body = await _read(receive, headers.get("content-length"), self.limit)
             if body is None:
                 return  # the client went away: nobody is left to answer
-            encoding = headers.get("content-encoding", "").strip().lower()
-            body = decompress(body, encoding, self.limit)
+            encoding = headers.get("content-encoding")
+            if encoding is not None:
+                body = decompress(body, encoding.strip().lower(), self.limit)
             infer_request, choice = decode_request(body, headers.get(HEADER_LENGTH), name, version)
             infer_request.protocol = "http"
-            response = await self.service.infer(infer_request)
+            response = await service.infer(infer_request)
             content, header_length = encode_response(response, choice)
             status = 200
-            route = response.parameters.get("ortserve_route")
-            if route is not None:
-                extra.append((b"x-ortserve-route", str(route).encode()))
+            if response.parameters:
+                route = response.parameters.get("ortserve_route")
+                if route is not None:
+                    extra.append((b"x-ortserve-route", str(route).encode()))
             if header_length is None:
                 media = b"application/json"
             else:

@@ -18,6 +18,7 @@ from server.frontends.http_codec import (
     OutputChoice,
     decode_request,
     decompress,
+    encode_each_output,
     encode_response,
 )
 from server.types import InferResponse, ModelSignature, TensorSpec
@@ -519,6 +520,26 @@ def test_response_carries_model_version_and_id() -> None:
     )
     doc, _ = _split(body, header_length)
     assert (doc["model_name"], doc["model_version"], doc["id"]) == ("m", "3", "r7")
+
+
+@pytest.mark.parametrize("response_id", ["", "r7", 'quote " and ünïcode'])
+@pytest.mark.parametrize(
+    "outputs",
+    [
+        {"y": np.ones((1, 16), np.float32)},
+        {"label": np.array([3], np.int64), "p": np.random.default_rng(0).random((1, 2))},
+        {"empty": np.zeros((0, 4), np.float32), "y": np.ones(3, np.uint8)},
+        {"scalar": np.array(1.5, np.float16)},
+    ],
+    ids=["one", "two", "with-empty", "scalar"],
+)
+def test_binary_bodies_are_the_same_from_the_cached_header(
+    outputs: dict[str, np.ndarray], response_id: str
+) -> None:
+    response = _response(outputs, response_id)
+    choice = OutputChoice(request_level=True, uses_binary=True)
+    for _ in range(2):  # the second time from the cache
+        assert encode_response(response, choice) == encode_each_output(response, choice)
 
 
 def test_response_omits_an_empty_id() -> None:
