@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from . import model_ipc
-from .batch_run import execute
+from .batch_run import nonfinite_output, run_batch
 from .types import Array
 
 OPTIMIZATION = {
@@ -99,39 +99,45 @@ def serve(sock: socket.socket, arena: model_ipc.Arena) -> int:
     label = config["label"]
     while (received := model_ipc.recv_frame(sock)) is not None:
         header, payload = received
-        model_ipc.send_frame(sock, *run_batch(runner, label, arena, header, payload))
+        model_ipc.send_frame(sock, *run_frame(runner, label, arena, header, payload))
     return 0
 
 
-def run_batch(
+def run_frame(
     runner: ModelRunner,
     label: str,
     arena: model_ipc.Arena,
     header: dict[str, Any],
     payload: model_ipc.Payload,
 ) -> tuple[dict[str, Any], model_ipc.Payload]:
-    """Run one batch frame; the reply describes each request's outputs or its error."""
+    """Run one batch frame. The reply carries the batch's outputs once (the server cuts them
+    per request), or, when the batch failed, each request's own outputs or error."""
     t0 = time.perf_counter_ns()
     arena.resize(header["arena"])
     feeds = dict(model_ipc.read(d, arena, payload, copy=False) for d in header["inputs"])
     input_ns = time.perf_counter_ns() - t0
-    result = execute(
-        runner.run, label, feeds, header["rows"], header["names"], header["check_finite"]
-    )
+    names = header["names"]
+    ran = run_batch(runner.run, label, feeds, header["rows"], names)
     t1 = time.perf_counter_ns()
     writer = model_ipc.Writer(arena, header["outputs_at"])
-    answers: list[Any] = []
-    for outcome in result.results:
-        if isinstance(outcome, str):
-            answers.append(outcome)
-        else:
-            answers.append([writer.put(name, array) for name, array in outcome.items()])
-    reply = {
-        "results": answers,
-        "nonfinite": result.nonfinite,
-        "ns": [input_ns, result.infer_ns, result.output_ns + time.perf_counter_ns() - t1],
-        "overflow": writer.overflow,
-    }
+    reply: dict[str, Any] = {"outputs": None, "alone": None, "nonfinite": ""}
+    check = header["check_finite"]
+    if ran.outputs is not None:
+        reply["outputs"] = [writer.put(n, a) for n, a in zip(names, ran.outputs, strict=True)]
+        reply["nonfinite"] = nonfinite_output(names, ran.outputs) if check else ""
+    else:
+        assert ran.alone is not None
+        alone: list[Any] = []
+        for part in ran.alone:
+            if isinstance(part, str):
+                alone.append(part)
+                continue
+            if check and not reply["nonfinite"]:
+                reply["nonfinite"] = nonfinite_output(names, part)
+            alone.append([writer.put(n, a) for n, a in zip(names, part, strict=True)])
+        reply["alone"] = alone
+    reply["ns"] = [input_ns, ran.infer_ns, time.perf_counter_ns() - t1]
+    reply["overflow"] = writer.overflow
     return reply, writer.payload
 
 

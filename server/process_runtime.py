@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 from . import model_ipc
-from .batch_run import RunResult
+from .batch_run import Ran, RunResult, split
 from .errors import ConfigError
 from .runtime import BatchDone, device_id, read_signature, resolve_providers, session_settings
 from .settings import RuntimeConfig
@@ -121,16 +121,29 @@ class ModelProcess:
         }
         return model_ipc.frame(header, writer.payload)
 
-    def decode(self, header: dict[str, Any], payload: model_ipc.Payload) -> RunResult:
-        """The RunResult of a reply; outputs are copied out of the arena."""
-        result = RunResult(nonfinite=header["nonfinite"])
-        result.input_ns, result.infer_ns, result.output_ns = header["ns"]
-        arena, results = self.arena, result.results
-        for answer in header["results"]:
-            if isinstance(answer, str):
-                results.append(answer)
-            else:
-                results.append(dict(model_ipc.read(d, arena, payload, copy=True) for d in answer))
+    def decode(
+        self, header: dict[str, Any], payload: model_ipc.Payload, batch: _Batch
+    ) -> RunResult:
+        """The RunResult of a reply, cut per request; outputs are copied out of the arena
+        (once per output of the batch)."""
+        arena = self.arena
+        outputs = header["outputs"]
+        if outputs is not None:
+            ran = Ran([model_ipc.read(d, arena, payload, copy=True)[1] for d in outputs])
+        else:
+            ran = Ran(
+                None,
+                [
+                    part
+                    if isinstance(part, str)
+                    else [model_ipc.read(d, arena, payload, copy=True)[1] for d in part]
+                    for part in header["alone"]
+                ],
+            )
+        result = split(ran, batch.rows, batch.names, False)
+        result.nonfinite = header["nonfinite"]
+        result.input_ns, result.infer_ns, output_ns = header["ns"]
+        result.output_ns += output_ns
         if header["overflow"]:  # outputs did not fit: make room for next time
             self._wanted = 2 * (header["overflow"] + self.arena.size)
         return result
@@ -141,7 +154,7 @@ class ModelProcess:
         reply = model_ipc.recv_frame(self.sock)
         if reply is None:
             raise RuntimeError(f"the model process exited ({describe_exit(self.process)})")
-        return self.decode(*reply)
+        return self.decode(*reply, batch)
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Close the socket (the model process then exits) and reap the process."""
@@ -277,7 +290,7 @@ class ProcessRuntime:
             log.error("%s: an answer came with no batch running", self.label)
             return
         try:
-            result: RunResult | BaseException = process.decode(header, payload)
+            result: RunResult | BaseException = process.decode(header, payload, batch)
         except Exception as error:
             result = error
         batch.done(result)

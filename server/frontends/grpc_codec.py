@@ -39,19 +39,17 @@ def decode_request(message: Any) -> InferRequest:
     """Decode a ModelInferRequest; raises InvalidInput naming the tensor and the problem."""
     raw = message.raw_input_contents
     items = message.inputs
-    if len(items) > 1:
+    count = len(items)
+    if count > 1:
         check_unique([item.name for item in items], "input")
-    if raw:
-        for item in items:
-            if item.HasField("contents"):
-                raise InvalidInput("contents must not be set when raw_input_contents is used")
-        if len(raw) < len(items):
-            raise InvalidInput(f'unable to find data for input "{items[len(raw)].name}"')
-        if len(raw) > len(items):
-            raise InvalidInput(f"{len(raw)} raw_input_contents entries for {len(items)} inputs")
+    if raw and len(raw) != count:
+        _check_raw(raw, items)
     inputs: dict[str, Array] = {}
-    for index, item in enumerate(items):
+    for index in range(count):  # the container is walked once: each item costs a wrapper
+        item = items[index]
         name = item.name
+        if raw and item.HasField("contents"):
+            _check_raw(raw, items)
         if item.parameters and "shared_memory_region" in item.parameters:
             raise InvalidInput(f"{_tensor(message, name)}: shared memory is not supported")
         dt = DATATYPES.get(item.datatype)
@@ -60,7 +58,7 @@ def decode_request(message: Any) -> InferRequest:
             data = raw[index]
             size = dt.itemsize if dt is not None else 0
             if size and shape and min(shape) > 0 and len(data) == prod(shape) * size:
-                inputs[name] = np.frombuffer(data, dt.dtype).reshape(shape)  # type: ignore[union-attr]
+                inputs[name] = np.ndarray(shape, dt.dtype, data)  # type: ignore[union-attr]
                 continue
         inputs[name] = _decode_input(message, item, raw[index] if raw else None)
     outputs = None
@@ -77,6 +75,17 @@ def decode_request(message: Any) -> InferRequest:
     return InferRequest(
         message.model_name, message.model_version, inputs, outputs, message.id, parameters
     )
+
+
+def _check_raw(raw: Any, items: Any) -> None:
+    """Raise InvalidInput for raw contents that do not match the inputs one to one."""
+    for item in items:
+        if item.HasField("contents"):
+            raise InvalidInput("contents must not be set when raw_input_contents is used")
+    if len(raw) < len(items):
+        raise InvalidInput(f'unable to find data for input "{items[len(raw)].name}"')
+    if len(raw) > len(items):
+        raise InvalidInput(f"{len(raw)} raw_input_contents entries for {len(items)} inputs")
 
 
 def _tensor(message: Any, name: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -188,7 +189,8 @@ class InferenceStream:
     def __init__(self, service: InferenceService, context: Any) -> None:
         self.service = service
         self.context = context
-        self.answers: asyncio.Queue[Any] = asyncio.Queue()
+        self.answers: collections.deque[bytes | None] = collections.deque()  # None: the end
+        self.wakeup: asyncio.Future[None] | None = None  # set while the writer waits
         self.outstanding = 0
         self.reading = True
         self.pending: dict[int, Pending] = {}  # by ticket: the requests still running
@@ -196,9 +198,17 @@ class InferenceStream:
 
     async def serve(self, messages: AsyncIterator[bytes]) -> None:
         reader = asyncio.create_task(self._read(messages))
+        answers, write = self.answers, self.context.write
+        loop = asyncio.get_running_loop()
         try:
-            while (answer := await self.answers.get()) is not None:
-                await self.context.write(answer)
+            while True:
+                while answers:
+                    answer = answers.popleft()
+                    if answer is None:
+                        return
+                    await write(answer)
+                self.wakeup = loop.create_future()
+                await self.wakeup
         finally:
             reader.cancel()
             for pending in list(self.pending.values()):
@@ -216,7 +226,7 @@ class InferenceStream:
             self._start(data)
         self.reading = False
         if self.outstanding == 0:
-            self.answers.put_nowait(None)
+            self._put(None)
 
     def _start(self, data: bytes) -> None:
         self.outstanding += 1
@@ -252,11 +262,19 @@ class InferenceStream:
             return
         self._answer(grpc_wire.stream_response(response))
 
-    def _answer(self, answer: Any) -> None:
+    def _answer(self, answer: bytes) -> None:
         self.outstanding -= 1
-        self.answers.put_nowait(answer)
+        self._put(answer)
         if not self.reading and self.outstanding == 0:
-            self.answers.put_nowait(None)
+            self._put(None)
+
+    def _put(self, answer: bytes | None) -> None:
+        self.answers.append(answer)
+        wakeup = self.wakeup
+        if wakeup is not None:
+            self.wakeup = None
+            if not wakeup.done():
+                wakeup.set_result(None)
 
 
 def _stream_error(text: str, request_id: str, model_name: str) -> bytes:
