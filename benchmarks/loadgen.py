@@ -1,9 +1,15 @@
 """Run one load point against a running V2 server and record what it measured.
 
-Closed-loop gRPC unary points use ``h2load`` and HTTP points ``wrk`` (compiled: on 2 cores a
-Python generator cannot keep up and steals the server's CPU); streaming and open-loop points
-use the Python generator (``benchmarks.python_load``) in a child process. Without h2load or
-wrk a point falls back to the Python generator and says so in its ``note``.
+Closed-loop gRPC points use ``h2load`` and HTTP points ``wrk`` (compiled: on 2 cores a
+Python generator cannot keep up and steals the server's CPU); open-loop points, and any point
+with ``mode="python"``, use the Python generator (``benchmarks.python_load``) in a child
+process. Without h2load or wrk a point falls back to the Python generator and says so in its
+``note``.
+
+A compiled stream point sends whole ModelStreamInfer calls of K = min(C, STREAM_MESSAGES)
+requests each, max(1, C // K) streams in flight; it counts messages (so req/s and server
+µs/req are per message) but h2load times whole streams, so its latency is null: per-message
+latency comes from the Python stream point.
 
 Before a point, one request goes through a real client and must succeed, otherwise the point
 is skipped with the reason (e.g. ``UNIMPLEMENTED``). Server CPU is read from ``/proc`` for
@@ -13,7 +19,8 @@ when it has one (else ``errors`` is null; floors count transport errors only).
 
 Only loopback targets are accepted. Example:
 ``python -m benchmarks.loadgen --grpc 127.0.0.1:8001 --http 127.0.0.1:8000 --server-pid PID
---protocol grpc --model small_mlp --concurrency 64 --duration-s 5``
+--protocol grpc --model small_mlp --concurrency 64 --duration-s 5`` (``--protocol grpc-stream
+--concurrency 256``: 4 streams × 64 messages; add ``--mode python`` for the Python generator)
 """
 
 from __future__ import annotations
@@ -40,13 +47,16 @@ ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = ("127.0.0.1", "localhost")
 PROTOCOLS = ("grpc", "grpc-stream", "http")
 MAX_CONNECTIONS = 8  # enough for SO_REUSEPORT to spread them over several processes
+STREAM_MESSAGES = 64  # most requests per compiled stream (one h2load request)
 PYTHON_GRACE_S = 60.0  # start-up, drain; then the Python generator is killed
 
 
 @dataclass(frozen=True)
 class Point:
     """One load point. ``rate`` (requests/s) makes it open loop, else closed loop at
-    ``concurrency``. ``mode`` is "compiled" (h2load/wrk) or "python"."""
+    ``concurrency``. ``mode`` is "compiled" (h2load/wrk) or "python". ``stream_messages``
+    caps the requests per stream of a compiled grpc-stream point; resolved, it is the exact
+    count K (None for every other point)."""
 
     protocol: str
     model: str
@@ -56,16 +66,22 @@ class Point:
     encoding: str = "binary"
     mode: str = "compiled"
     connections: int | None = None
+    stream_messages: int | None = STREAM_MESSAGES
 
     def resolved(self) -> tuple[Point, list[str]]:
-        """The mode and connection count this point really runs with, and notes on why."""
+        """The mode, messages per stream and connection count this point really runs with,
+        and notes on why."""
         mode, notes = self.mode, []
-        if self.protocol == "grpc-stream" or self.rate:
+        if self.rate:
             mode = "python"
-        tool = {"grpc": h2load, "http": wrk}.get(self.protocol)
+        tool = {"grpc": h2load, "grpc-stream": h2load, "http": wrk}.get(self.protocol)
         if mode == "compiled" and tool is not None and not tool.available():
             mode = "python"
             notes.append(f"{tool.__name__.rpartition('.')[2]} not installed: Python generator")
+        messages = None
+        if self.protocol == "grpc-stream" and mode == "compiled":
+            messages = min(self.concurrency, self.stream_messages or STREAM_MESSAGES)
+            notes += _stream_notes(self.concurrency, messages)
         connections = self.connections
         if connections is None:
             if self.rate:
@@ -73,11 +89,39 @@ class Point:
             elif self.protocol == "http":
                 connections = self.concurrency
             else:  # the most connections, up to the cap, sharing the streams evenly
-                connections = max(
-                    d for d in range(1, MAX_CONNECTIONS + 1) if self.concurrency % d == 0
-                )
+                streams = _streams(self.concurrency, messages)
+                connections = max(d for d in range(1, MAX_CONNECTIONS + 1) if streams % d == 0)
         encoding = "raw" if self.protocol != "http" else self.encoding
-        return replace(self, mode=mode, connections=connections, encoding=encoding), notes
+        resolved = replace(
+            self, mode=mode, connections=connections, encoding=encoding, stream_messages=messages
+        )
+        return resolved, notes
+
+    def streams_per_connection(self) -> int:
+        """h2load ``-m`` of a resolved compiled gRPC point: its streams (whole calls for
+        grpc-stream) shared over its connections."""
+        assert self.connections is not None
+        return max(1, _streams(self.concurrency, self.stream_messages) // self.connections)
+
+
+def _streams(concurrency: int, messages: int | None) -> int:
+    """Streams in flight: one per request, or C // K whole calls of K messages (at least 1)."""
+    return concurrency if messages is None else max(1, concurrency // messages)
+
+
+def _stream_notes(concurrency: int, messages: int) -> list[str]:
+    """What a compiled stream point of K = ``messages`` says about itself."""
+    streams = _streams(concurrency, messages)
+    notes = [
+        f"h2load times whole streams of {messages} messages: no per-message latency "
+        "(that comes from the Python stream point)"
+    ]
+    if streams * messages != concurrency:
+        notes.append(
+            f"{streams * messages} messages in flight ({streams} streams × {messages}), "
+            f"not {concurrency}"
+        )
+    return notes
 
 
 @dataclass(frozen=True)
@@ -123,27 +167,8 @@ def measure(
     assert point.connections is not None
     if point.mode == "python":
         measured = _python(point, address, duration_s, warmup_s, window)
-    elif point.protocol == "grpc":
-        streams = max(1, point.concurrency // point.connections)
-        run = h2load.run(
-            address,
-            grpc_request(point.model, point.rows),
-            point.connections,
-            streams,
-            duration_s,
-            warmup_s,
-            window.start,
-        )
-        window.stop()
-        measured = Measured(
-            run.requests,
-            run.duration_s,
-            percentiles_ms(run.latencies_us, 1e-6),
-            None,
-            run.transport_errors,
-            run.generator_cpu_s,
-            run.generator_wall_s,
-        )
+    elif point.protocol in ("grpc", "grpc-stream"):
+        measured = _h2load(point, address, duration_s, warmup_s, window)
     else:
         body, headers = http_request(point.model, point.rows, point.encoding == "binary")
         url = f"http://{address}/v2/models/{point.model}/infer"
@@ -159,6 +184,32 @@ def measure(
             http.generator_wall_s,
         )
     return measured
+
+
+def _h2load(
+    point: Point, address: str, duration_s: float, warmup_s: float, window: UsageWindow
+) -> Measured:
+    """A compiled gRPC point: unary calls, or whole streams of ``point.stream_messages``
+    counted in messages (latency null: h2load times whole streams only)."""
+    assert point.connections is not None
+    message = grpc_request(point.model, point.rows)
+    timing = (point.connections, point.streams_per_connection(), duration_s, warmup_s)
+    if point.stream_messages is None:
+        run = h2load.run(address, message, *timing, window.start)
+        latency_ms = percentiles_ms(run.latencies_us, 1e-6)
+    else:
+        run = h2load.run_stream(address, message, point.stream_messages, *timing, window.start)
+        latency_ms = percentiles_ms([], 1e-6)
+    window.stop()
+    return Measured(
+        run.requests,
+        run.duration_s,
+        latency_ms,
+        None,  # gRPC errors are not visible to h2load: run_point asks the server
+        run.transport_errors,
+        run.generator_cpu_s,
+        run.generator_wall_s,
+    )
 
 
 def _python(
@@ -265,7 +316,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=float, help="open loop: requests per second (Python)")
     parser.add_argument("--mode", choices=["compiled", "python"], default="compiled")
     parser.add_argument(
-        "--connections", type=int, help="default: up to 8 sharing C evenly; HTTP: C"
+        "--connections",
+        type=int,
+        help="default: up to 8 sharing the streams evenly (compiled grpc-stream: C // K "
+        "streams); HTTP: C",
+    )
+    parser.add_argument(
+        "--stream-messages",
+        type=int,
+        default=STREAM_MESSAGES,
+        metavar="K",
+        help=f"compiled grpc-stream: at most K requests per stream (default {STREAM_MESSAGES})",
     )
     parser.add_argument("--duration-s", type=float, default=5.0)
     parser.add_argument("--warmup-s", type=float, default=1.0)
@@ -283,6 +344,7 @@ def main() -> None:
         args.encoding,
         args.mode,
         args.connections,
+        args.stream_messages,
     )
     target = Target(
         args.server_name,

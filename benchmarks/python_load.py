@@ -1,4 +1,5 @@
-"""The Python load generator (asyncio on uvloop), for streaming and open-loop points.
+"""The Python load generator (asyncio on uvloop), for open-loop points, per-message stream
+latency and anything run with ``--mode python``.
 
 Closed loop: ``--concurrency C`` requests always in flight. Open loop: ``--rate R`` requests
 per second with Poisson arrivals; latency is measured from each request's *scheduled* send

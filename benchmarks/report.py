@@ -20,20 +20,33 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def label(record: dict[str, Any]) -> str:
-    """A point's short name: ``grpc c64``, ``http-binary c64``, ``grpc open 900/s ×16``."""
+    """A point's short name: ``grpc c64``, ``http-binary c64``, ``grpc open 900/s ×16``;
+    stream points say how they ran: ``grpc-stream c64 (python)``, ``grpc-stream c256
+    (4 streams × 64)`` (compiled)."""
     protocol = record["protocol"]
     if protocol == "http":
         protocol += "-" + record["encoding"]
     load = f"open {record['rate']:g}/s" if record.get("rate") else f"c{record['concurrency']}"
     rows = f" ×{record['rows']} rows" if record["rows"] > 1 else ""
-    return f"{protocol} {load}{rows}"
+    return f"{protocol} {load}{rows}{_stream_shape(record)}"
+
+
+def _stream_shape(record: dict[str, Any]) -> str:
+    """`` (python)`` or `` (S streams × K)`` for a stream point, else nothing."""
+    if record["protocol"] != "grpc-stream":
+        return ""
+    messages = record.get("stream_messages")
+    if record["mode"] != "compiled" or not messages:
+        return f" ({record['mode']})"
+    streams = max(1, record["concurrency"] // messages)
+    return f" ({streams} stream{'s' if streams > 1 else ''} × {messages})"
 
 
 def one_line(record: dict[str, Any]) -> str:
     latency = record["latency_ms"]
     return (
-        f"{record['throughput_req_s']:.0f} req/s, p50 {latency['p50']} ms, "
-        f"p99 {latency['p99']} ms, errors {record['errors']}, "
+        f"{record['throughput_req_s']:.0f} req/s, p50 {_fmt(latency['p50'])} ms, "
+        f"p99 {_fmt(latency['p99'])} ms, errors {record['errors']}, "
         f"server {record['server_cpu_us_per_req']} µs/req, "
         f"generator CPU {record['generator_cpu_share']:.0%}"
     )
@@ -127,7 +140,9 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "req/s and rows/s served; latency in ms; server CPU per request from /proc; generator "
         "CPU as a share of one core. **÷ raw ORT** = rows/s ÷ raw ORT's best samples/s; "
-        "**÷ floor** = req/s ÷ the floor server's req/s at the same point.",
+        "**÷ floor** = req/s ÷ the floor server's req/s at the same point (for a stream point, "
+        "the floor's stream point of the same mode). Compiled stream points count messages "
+        "(K per stream) and have no latency (—): h2load times whole streams.",
         "",
         "| model | server | point | mode | req/s | rows/s | p50 | p99 | errors | server µs/req "
         "| gen CPU | ÷ raw ORT | ÷ floor |",
@@ -143,6 +158,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"{_fmt(p['server_cpu_us_per_req'], ',.0f')} | {p['generator_cpu_share']:.0%} | "
             f"{_ratio(p['ratio_raw_ort'])} | {_ratio(p['ratio_floor'])} |"
         )
+    lines += _streaming_lines(results["points"])
     notes = [p for p in results["points"] if p.get("note")]
     if notes:
         lines += ["", "Notes:", ""]
@@ -156,6 +172,31 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _streaming_lines(points: list[dict[str, Any]]) -> list[str]:
+    """A small table: each compiled ortserve stream point against the unary floor (gRPC
+    c64), the reference the streaming targets are stated against; nothing without one."""
+    streamed = [p for p in sorted(points, key=_order) if "ratio_unary_floor" in p]
+    if not streamed:
+        return []
+    lines = [
+        "",
+        "Streaming against the **unary** floor (floor_grpc, gRPC c64, same run). Targets: "
+        "streamed requests cost ≤ 0.5 × the unary floor's server CPU per request and reach "
+        "≥ 1.5 × its throughput.",
+        "",
+        "| model | server | point | req/s | ÷ unary floor req/s | server µs/req "
+        "| ÷ unary floor µs/req |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for p in streamed:
+        lines.append(
+            f"| {p['model']} | {p['server']} | {p['label']} | {p['throughput_req_s']:,.0f} | "
+            f"{_ratio(p['ratio_unary_floor'])} | {_fmt(p['server_cpu_us_per_req'], ',.0f')} | "
+            f"{_ratio(p['cpu_ratio_unary_floor'])} |"
+        )
+    return lines
+
+
 def _order(p: dict[str, Any]) -> tuple[Any, ...]:
     return (
         p["model"],
@@ -164,6 +205,7 @@ def _order(p: dict[str, Any]) -> tuple[Any, ...]:
         p["rows"],
         bool(p["rate"]),
         p["concurrency"] or 0,
+        p["mode"],
         p["server"],
     )
 
@@ -200,10 +242,12 @@ def chart(results: dict[str, Any], path: Path) -> None:
 
 
 def _series(results: dict[str, Any], model: str) -> dict[str, list[dict[str, Any]]]:
-    """Points of ``model`` grouped by server, protocol, open/closed loop and rows."""
+    """Points of ``model`` grouped by server, protocol, open/closed loop and rows; points
+    without latencies (compiled streams: h2load times whole streams) are left out."""
     series: dict[str, list[dict[str, Any]]] = {}
     for p in results["points"]:
-        if p["model"] == model and p["latency_ms"]["p50"] is not None:
+        latency = p["latency_ms"]
+        if p["model"] == model and latency["p50"] is not None and latency["p99"] is not None:
             name = f"{p['server']} {label(p).split(' ')[0]}"
             name += " open loop" if p.get("rate") else ""
             name += f" ×{p['rows']} rows" if p["rows"] > 1 else ""

@@ -37,13 +37,14 @@ LARGE_MODEL = "large_mlp"
 RAW_ORT_MODELS = (*SMALL_MODELS, LARGE_MODEL)
 NO_BATCHING_CONFIG = "[batching]\nenabled = false\n"
 OPEN_LOOP_FRACTION = 0.5
+STREAM_CONCURRENCY = 256  # the compiled stream point: 4 streams of STREAM_MESSAGES (64)
 
 ORTSERVE = "ortserve"
 WORKERS = "ortserve --workers 2"
 NO_BATCHING = "ortserve batching off"
 PROCESS = "ortserve --executor process"
 FLOOR_GRPC, FLOOR_HTTP, FLOOR_GRPC_X2 = "floor_grpc", "floor_http", "floor_grpc ×2"
-FLOOR_OF = {  # (served server, protocol) -> the floor it is compared with
+FLOOR_OF = {  # (served server, protocol) -> the floor it is compared with (streams: same mode)
     (ORTSERVE, "grpc"): FLOOR_GRPC,
     (ORTSERVE, "grpc-stream"): FLOOR_GRPC,
     (ORTSERVE, "http"): FLOOR_HTTP,
@@ -64,10 +65,13 @@ class Planned:
     open_fraction: float | None = None
 
     def key(self) -> tuple[Any, ...]:
+        """What tells this point's repeats from every other point's; stream points also
+        name their mode (the Python one for latency, the compiled one for throughput)."""
         p = self.point
         load = f"open{self.open_fraction}" if self.open_fraction else p.concurrency
         encoding = p.encoding if p.protocol == "http" else "raw"
-        return (self.server, p.model, p.protocol, encoding, load, p.rows)
+        key: tuple[Any, ...] = (self.server, p.model, p.protocol, encoding, load, p.rows)
+        return (*key, p.mode) if p.protocol == "grpc-stream" else key
 
 
 def plan(quick: bool) -> list[Planned]:
@@ -78,7 +82,9 @@ def plan(quick: bool) -> list[Planned]:
         for c in concurrencies:
             items += _pair(ORTSERVE, FLOOR_GRPC, Point("grpc", model, c))
         items += _pair(ORTSERVE, FLOOR_HTTP, Point("http", model, 64, encoding="binary"))
-        items += _pair(ORTSERVE, FLOOR_GRPC, Point("grpc-stream", model, 64))
+        # streams: Python c64 for per-message latency, compiled c256 (4 × 64) for throughput
+        items += _pair(ORTSERVE, FLOOR_GRPC, Point("grpc-stream", model, 64, mode="python"))
+        items += _pair(ORTSERVE, FLOOR_GRPC, Point("grpc-stream", model, STREAM_CONCURRENCY))
         items += _pair(WORKERS, FLOOR_GRPC_X2, Point("grpc", model, 64))
         items.append(Planned(WORKERS, Point("http", model, 64, encoding="binary")))
         items.append(Planned(ORTSERVE, Point("grpc", model, 64), OPEN_LOOP_FRACTION))
@@ -217,7 +223,8 @@ def _with_rate(item: Planned, done: dict[tuple[Any, ...], dict[str, Any]]) -> Po
 def _name(item: Planned) -> str:
     p = item.point
     load = f"open {item.open_fraction:.0%}" if item.open_fraction else f"c{p.concurrency}"
-    return f"{item.server} {p.model} {p.protocol} {load} {p.rows}-row"
+    mode = f" {p.mode}" if p.protocol == "grpc-stream" else ""
+    return f"{item.server} {p.model} {p.protocol}{mode} {load} {p.rows}-row"
 
 
 def _skip_record(item: Planned, reason: str) -> dict[str, Any]:
@@ -249,11 +256,14 @@ def medians(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def add_ratios(points: list[dict[str, Any]], raw_ort: dict[str, Any]) -> None:
-    """served rows/s ÷ raw ORT best samples/s, and served req/s ÷ the matching floor's."""
+    """served rows/s ÷ raw ORT best samples/s, and served req/s ÷ the matching floor's (a
+    stream point's floor is the floor's stream point of the same mode). Compiled ortserve
+    stream points also get their req/s and server µs/req ÷ the unary floor's at gRPC c64:
+    the streaming targets are stated against that."""
     floors = {
-        (p["server"], p["model"], p["protocol"], p["concurrency"], p["rows"]): p
+        _floor_key(p["server"], p): p
         for p in points
-        if p["server"] not in (ORTSERVE, WORKERS, NO_BATCHING)
+        if not p["server"].startswith(ORTSERVE) and not p["rate"]
     }
     for p in points:
         p["ratio_raw_ort"] = p["ratio_floor"] = None
@@ -261,11 +271,33 @@ def add_ratios(points: list[dict[str, Any]], raw_ort: dict[str, Any]) -> None:
             continue
         best = raw_ort.get(p["model"], {}).get("best_samples_per_s")
         if best:
-            p["ratio_raw_ort"] = float(f"{p['throughput_rows_s'] / best:.3g}")
-        floor_name = FLOOR_OF.get((p["server"], p["protocol"]))
-        floor = floors.get((floor_name, p["model"], p["protocol"], p["concurrency"], p["rows"]))
-        if floor and not p["rate"] and floor["throughput_req_s"]:
-            p["ratio_floor"] = float(f"{p['throughput_req_s'] / floor['throughput_req_s']:.3g}")
+            p["ratio_raw_ort"] = _ratio(p["throughput_rows_s"], best)
+        floor = floors.get(_floor_key(FLOOR_OF.get((p["server"], p["protocol"])), p))
+        if floor and not p["rate"]:
+            p["ratio_floor"] = _ratio(p["throughput_req_s"], floor["throughput_req_s"])
+        if p["server"] == ORTSERVE and p["protocol"] == "grpc-stream" and p["mode"] == "compiled":
+            unary = {**p, "protocol": "grpc", "concurrency": 64, "rows": 1}
+            floor = floors.get(_floor_key(FLOOR_GRPC, unary))
+            p["ratio_unary_floor"] = p["cpu_ratio_unary_floor"] = None
+            if floor:
+                p["ratio_unary_floor"] = _ratio(p["throughput_req_s"], floor["throughput_req_s"])
+                p["cpu_ratio_unary_floor"] = _ratio(
+                    p["server_cpu_us_per_req"], floor["server_cpu_us_per_req"]
+                )
+
+
+def _floor_key(server: str | None, p: dict[str, Any]) -> tuple[Any, ...]:
+    """Which floor point a served point ``p`` is compared with (``server`` the floor's name):
+    same model, protocol, load and rows, and for streams the same mode."""
+    mode = p["mode"] if p["protocol"] == "grpc-stream" else None
+    return (server, p["model"], p["protocol"], p["concurrency"], p["rows"], mode)
+
+
+def _ratio(value: float | None, reference: float | None) -> float | None:
+    """``value`` ÷ ``reference`` to 3 significant digits; None when either is missing."""
+    if value is None or not reference:
+        return None
+    return float(f"{value / reference:.3g}")
 
 
 def build_repos(root: Path, no_batching_config: str) -> dict[str, Path]:
