@@ -141,7 +141,10 @@ def markdown(results: dict[str, Any]) -> str:
         "req/s and rows/s served; latency in ms; server CPU per request from /proc; generator "
         "CPU as a share of one core. **÷ raw ORT** = rows/s ÷ raw ORT's best samples/s; "
         "**÷ floor** = req/s ÷ the floor server's req/s at the same point (for a stream point, "
-        "the floor's stream point of the same mode). Compiled stream points count messages "
+        "the floor's stream point of the same mode), taken in each repeat between the two "
+        "points measured next to each other, and the median of those ratios shown (so the "
+        "host's drift between repeats cancels; the req/s shown are each point's median "
+        "repeat). Compiled stream points count messages "
         "(K per stream) and have no latency (—): h2load times whole streams.",
         "",
         "| model | server | point | mode | req/s | rows/s | p50 | p99 | errors | server µs/req "
@@ -180,7 +183,8 @@ def _streaming_lines(points: list[dict[str, Any]]) -> list[str]:
         return []
     lines = [
         "",
-        "Streaming against the **unary** floor (floor_grpc, gRPC c64, same run). Targets: "
+        "Streaming against the **unary** floor (floor_grpc, gRPC c64, same run; medians of "
+        "the per-repeat ratios). Targets: "
         "streamed requests cost ≤ 0.5 × the unary floor's server CPU per request and reach "
         "≥ 1.5 × its throughput.",
         "",

@@ -243,9 +243,12 @@ def medians(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         groups.setdefault(tuple(record["key"]), []).append(record)
     out = []
     for group in groups.values():
+        group.sort(key=lambda r: r["repeat"])
         ranked = sorted(group, key=lambda r: r["throughput_req_s"])
         chosen = dict(ranked[(len(ranked) - 1) // 2])
         chosen["repeats_req_s"] = [r["throughput_req_s"] for r in group]
+        chosen["repeats_cpu_us_per_req"] = [r["server_cpu_us_per_req"] for r in group]
+        chosen["repeats_index"] = [r["repeat"] for r in group]
         if len(group) > 1:
             spread = statistics.pstdev(chosen["repeats_req_s"]) / max(
                 1e-9, chosen["throughput_req_s"]
@@ -274,16 +277,32 @@ def add_ratios(points: list[dict[str, Any]], raw_ort: dict[str, Any]) -> None:
             p["ratio_raw_ort"] = _ratio(p["throughput_rows_s"], best)
         floor = floors.get(_floor_key(FLOOR_OF.get((p["server"], p["protocol"])), p))
         if floor and not p["rate"]:
-            p["ratio_floor"] = _ratio(p["throughput_req_s"], floor["throughput_req_s"])
+            p["ratio_floor"] = paired_ratio(p, floor, "req_s")
         if p["server"] == ORTSERVE and p["protocol"] == "grpc-stream" and p["mode"] == "compiled":
             unary = {**p, "protocol": "grpc", "concurrency": 64, "rows": 1}
             floor = floors.get(_floor_key(FLOOR_GRPC, unary))
             p["ratio_unary_floor"] = p["cpu_ratio_unary_floor"] = None
             if floor:
-                p["ratio_unary_floor"] = _ratio(p["throughput_req_s"], floor["throughput_req_s"])
-                p["cpu_ratio_unary_floor"] = _ratio(
-                    p["server_cpu_us_per_req"], floor["server_cpu_us_per_req"]
-                )
+                p["ratio_unary_floor"] = paired_ratio(p, floor, "req_s")
+                p["cpu_ratio_unary_floor"] = paired_ratio(p, floor, "cpu_us_per_req")
+
+
+def paired_ratio(point: dict[str, Any], reference: dict[str, Any], what: str) -> float | None:
+    """The median over repeats of ``point``'s ÷ ``reference``'s ``what`` ("req_s" or
+    "cpu_us_per_req") measured in the same repeat, a few seconds apart: the host's speed
+    drifts between repeats, and a ratio of two medians picked from different repeats would
+    carry that drift. Falls back to the ratio of the shown values when repeats do not pair."""
+    ours = dict(zip(point.get("repeats_index", []), point.get(f"repeats_{what}", []), strict=True))
+    theirs = reference.get("repeats_index", [])
+    pairs = [
+        value / other
+        for index, other in zip(theirs, reference.get(f"repeats_{what}", []), strict=True)
+        if (value := ours.get(index)) is not None and other
+    ]
+    if pairs:
+        return float(f"{statistics.median(pairs):.3g}")
+    shown = "throughput_req_s" if what == "req_s" else "server_cpu_us_per_req"
+    return _ratio(point[shown], reference[shown])
 
 
 def _floor_key(server: str | None, p: dict[str, Any]) -> tuple[Any, ...]:
