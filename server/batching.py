@@ -211,8 +211,8 @@ class Batcher:
             )
 
     def _should_wait(self) -> bool:
-        """Hold a small batch back while its oldest request is younger than the delay."""
-        if not self._combine or self._delay_s <= 0:
+        """Hold a small batch back while its oldest request is younger than the delay (> 0)."""
+        if not self._combine:
             return False
         oldest = self._queue[0]
         age_s = (time.perf_counter_ns() - oldest.enqueued_ns) / 1e9

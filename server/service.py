@@ -137,8 +137,7 @@ class InferenceService:
         else:
             selected = {name: outcome[name] for name in output_names}
             datatypes = {name: datatypes[name] for name in output_names}
-        if self.prediction_log is not None:
-            self._log(model, request, started, None, selected)
+        self._log(model, request, started, None, selected)
         on_done(InferResponse(model.name, model.version_text, selected, datatypes, request.id))
 
     def _log(
