@@ -84,11 +84,23 @@ def nonfinite_output(names: list[str], outputs: Sequence[Array]) -> str:
     return ""
 
 
+def nonfinite_of(ran: Ran, names: list[str]) -> str:
+    """The first output holding NaN or Inf in what the model gave, or ""."""
+    if ran.outputs is not None:
+        return nonfinite_output(names, ran.outputs)
+    for part in ran.alone or ():
+        if not isinstance(part, str) and (name := nonfinite_output(names, part)):
+            return name
+    return ""
+
+
 def split(ran: Ran, rows: Sequence[int], names: list[str], check_finite: bool) -> RunResult:
     """Each request's outputs (views into the batch's), in order; ``check_finite`` looks for
     NaN and Inf in what the model gave."""
     result = RunResult(infer_ns=ran.infer_ns)
     t0 = time.perf_counter_ns()
+    if check_finite:
+        result.nonfinite = nonfinite_of(ran, names)
     outputs = ran.outputs
     if outputs is None:
         assert ran.alone is not None
@@ -96,13 +108,9 @@ def split(ran: Ran, rows: Sequence[int], names: list[str], check_finite: bool) -
             if isinstance(part, str):
                 result.results.append(part)
                 result.failed = result.failed or part
-                continue
-            if check_finite and not result.nonfinite:
-                result.nonfinite = nonfinite_output(names, part)
-            result.results.append(dict(zip(names, part, strict=True)))
+            else:
+                result.results.append(dict(zip(names, part, strict=True)))
     else:
-        if check_finite:
-            result.nonfinite = nonfinite_output(names, outputs)
         if len(rows) == 1:
             result.results.append(dict(zip(names, outputs, strict=True)))
         else:

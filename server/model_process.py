@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from . import model_ipc
-from .batch_run import nonfinite_output, run_batch
+from .batch_run import nonfinite_of, run_batch
 from .types import Array
 
 OPTIMIZATION = {
@@ -120,24 +120,20 @@ def run_frame(
     ran = run_batch(runner.run, label, feeds, header["rows"], names)
     t1 = time.perf_counter_ns()
     writer = model_ipc.Writer(arena, header["outputs_at"])
-    reply: dict[str, Any] = {"outputs": None, "alone": None, "nonfinite": ""}
-    check = header["check_finite"]
-    if ran.outputs is not None:
-        reply["outputs"] = [writer.put(n, a) for n, a in zip(names, ran.outputs, strict=True)]
-        reply["nonfinite"] = nonfinite_output(names, ran.outputs) if check else ""
-    else:
-        assert ran.alone is not None
-        alone: list[Any] = []
-        for part in ran.alone:
-            if isinstance(part, str):
-                alone.append(part)
-                continue
-            if check and not reply["nonfinite"]:
-                reply["nonfinite"] = nonfinite_output(names, part)
-            alone.append([writer.put(n, a) for n, a in zip(names, part, strict=True)])
-        reply["alone"] = alone
-    reply["ns"] = [input_ns, ran.infer_ns, time.perf_counter_ns() - t1]
-    reply["overflow"] = writer.overflow
+
+    def put(arrays: list[Array]) -> list[model_ipc.Descriptor]:
+        return [writer.put(n, a) for n, a in zip(names, arrays, strict=True)]
+
+    alone = None  # each request's own outputs or error, when the batch failed
+    if ran.alone is not None:
+        alone = [part if isinstance(part, str) else put(part) for part in ran.alone]
+    reply = {
+        "outputs": None if ran.outputs is None else put(ran.outputs),
+        "alone": alone,
+        "nonfinite": nonfinite_of(ran, names) if header["check_finite"] else "",
+        "ns": [input_ns, ran.infer_ns, time.perf_counter_ns() - t1],
+        "overflow": writer.overflow,
+    }
     return reply, writer.payload
 
 

@@ -73,25 +73,16 @@ class ModelStats:
         ``queue_ns`` in all before it."""
         self.execution_count += 1
         self.last_inference_ms = int(time.time() * 1000)
-        stages = self.stages
-        for stage, ns in (
-            (stages["compute_input"], input_ns * requests),
-            (stages["compute_infer"], infer_ns * requests),
-            (stages["compute_output"], output_ns * requests),
-            (stages["queue"], queue_ns),
-        ):
-            stage.count += requests
-            stage.ns += ns
+        self.stages["compute_input"].add(input_ns * requests, requests)
+        self.stages["compute_infer"].add(infer_ns * requests, requests)
+        self.stages["compute_output"].add(output_ns * requests, requests)
+        self.stages["queue"].add(queue_ns, requests)
         batch = self.batches.get(rows)
         if batch is None:
             batch = self.batches[rows] = BatchStats()
-        for duration, ns in (
-            (batch.compute_input, input_ns),
-            (batch.compute_infer, infer_ns),
-            (batch.compute_output, output_ns),
-        ):
-            duration.count += 1
-            duration.ns += ns
+        batch.compute_input.add(input_ns)
+        batch.compute_infer.add(infer_ns)
+        batch.compute_output.add(output_ns)
 
     def as_dict(self, name: str, version: int) -> dict[str, Any]:
         """The V2 ``model_stats`` entry for this version."""
