@@ -123,15 +123,3 @@ def split(ran: Ran, rows: Sequence[int], names: list[str], check_finite: bool) -
                 start = end
     result.output_ns = time.perf_counter_ns() - t0
     return result
-
-
-def execute(
-    run: RunFn,
-    label: str,
-    feeds: dict[str, Array],
-    rows: Sequence[int],
-    names: list[str],
-    check_finite: bool,
-) -> RunResult:
-    """Both halves at once: run ``feeds`` and split the outputs per request."""
-    return split(run_batch(run, label, feeds, rows, names), rows, names, check_finite)

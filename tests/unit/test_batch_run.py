@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.batch_run import Ran, concatenate, execute, nonfinite_output, run_batch, split
+from server.batch_run import Ran, concatenate, nonfinite_output, run_batch, split
 
 
 def doubled(feeds: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
@@ -18,7 +18,8 @@ def doubled(feeds: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
 
 def test_outputs_are_cut_back_per_request() -> None:
     parts = [{"x": np.full((rows, 2), rows, np.float32)} for rows in (1, 3, 2)]
-    result = execute(doubled, "m", concatenate(parts), [1, 3, 2], ["y"], True)
+    ran = run_batch(doubled, "m", concatenate(parts), [1, 3, 2], ["y"])
+    result = split(ran, [1, 3, 2], ["y"], True)
     assert [r["y"].shape[0] for r in result.results] == [1, 3, 2]  # type: ignore[index]
     for part, got in zip(parts, result.results, strict=True):
         np.testing.assert_array_equal(got["y"], part["x"] * 2)  # type: ignore[index]
