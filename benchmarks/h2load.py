@@ -9,7 +9,7 @@ are all it can see, so the caller checks the server's statistics as well.
 
 Streams: each h2load request is one whole ModelStreamInfer call whose body is K framed
 requests (ids "0".."K-1"), then the half-close; the server answers each one and ends the
-stream once every answer is out. ``run_stream`` counts messages (K per stream); its log times
+stream once every answer is out. ``run`` then counts messages (K per stream); its log times
 whole streams, not messages, and errors inside a stream (``error_message`` in an answer) are
 invisible to h2load, as trailers are for unary calls.
 """
@@ -94,40 +94,20 @@ def run(
     duration_s: float,
     warmup_s: float,
     on_measure: Callable[[], None] = lambda: None,
+    stream_messages: int | None = None,
 ) -> Run:
-    """Unary ModelInfer calls of ``message`` against ``target`` (HOST:PORT); ``on_measure``
-    is called when the measured phase starts (after ``warmup_s``). Raises RuntimeError if
-    h2load fails."""
-    return _run(
-        target,
-        INFER_PATH,
-        grpc_frame(message),
-        connections,
-        streams,
-        duration_s,
-        warmup_s,
-        on_measure,
-    )
-
-
-def run_stream(
-    target: str,
-    message: bytes,
-    messages: int,
-    connections: int,
-    streams: int,
-    duration_s: float,
-    warmup_s: float,
-    on_measure: Callable[[], None] = lambda: None,
-) -> Run:
-    """Whole ModelStreamInfer calls of ``messages`` copies of ``message`` each, counted in
-    messages: ``requests`` is streams done × ``messages``, a stream that did not end with
-    HTTP 200 is ``messages`` transport errors. ``latencies_us`` times whole streams."""
-    body = stream_body(message, messages)
-    run = _run(target, STREAM_PATH, body, connections, streams, duration_s, warmup_s, on_measure)
-    run.requests *= messages
-    run.transport_errors *= messages
-    return run
+    """h2load against ``target`` (HOST:PORT): unary ModelInfer calls of ``message``, or, with
+    ``stream_messages`` K, whole ModelStreamInfer calls of K copies of it each, counted in
+    messages (``requests`` is streams done × K, a stream that did not end with HTTP 200 is K
+    transport errors, ``latencies_us`` times whole streams). ``on_measure`` is called when
+    the measured phase starts (after ``warmup_s``). Raises RuntimeError if h2load fails."""
+    timing = (connections, streams, duration_s, warmup_s, on_measure)
+    if stream_messages is None:
+        return _run(target, INFER_PATH, grpc_frame(message), *timing)
+    done = _run(target, STREAM_PATH, stream_body(message, stream_messages), *timing)
+    done.requests *= stream_messages
+    done.transport_errors *= stream_messages
+    return done
 
 
 def _run(

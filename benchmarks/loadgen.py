@@ -194,12 +194,9 @@ def _h2load(
     assert point.connections is not None
     message = grpc_request(point.model, point.rows)
     timing = (point.connections, point.streams_per_connection(), duration_s, warmup_s)
-    if point.stream_messages is None:
-        run = h2load.run(address, message, *timing, window.start)
-        latency_ms = percentiles_ms(run.latencies_us, 1e-6)
-    else:
-        run = h2load.run_stream(address, message, point.stream_messages, *timing, window.start)
-        latency_ms = percentiles_ms([], 1e-6)
+    run = h2load.run(address, message, *timing, window.start, point.stream_messages)
+    streamed = point.stream_messages is not None  # h2load timed whole streams, not messages
+    latency_ms = percentiles_ms([] if streamed else run.latencies_us, 1e-6)
     window.stop()
     return Measured(
         run.requests,
