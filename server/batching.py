@@ -4,7 +4,9 @@ Requests queue on the event loop. Whenever a model instance is free, the batcher
 oldest request and every queued request with the same non-batch dims, whole, up to
 ``max_batch_size`` rows (cut back to a preferred size where one fits), and hands them to the
 runtime (a thread, or a model process), which joins, runs and splits them. With
-``max_queue_delay_us`` > 0 a batch smaller than its target waits that long for company. A
+``max_queue_delay_us`` > 0 a batch smaller than its target waits that long for company; and
+while the event loop is saturated (``loop_load``), the batch after a finished run waits up to
+``busy_hold_us`` for company, so that the front end pays for fewer runs. A
 full queue rejects at once (Overloaded); a request whose deadline passes while queued leaves
 with DeadlineExceeded; a cancelled caller leaves the queue. If a batch fails, its requests
 are run one by one so only the one that breaks the model fails.
@@ -25,6 +27,7 @@ import numpy as np
 
 from .batch_run import RunResult
 from .errors import DeadlineExceeded, InternalError, Overloaded
+from .loop_load import LoopLoad
 from .metrics import ModelMetrics
 from .runtime import ModelRuntime
 from .settings import BatchingConfig
@@ -92,6 +95,7 @@ class Batcher:
         metrics: ModelMetrics,
         on_run: Callable[[str | None], object] | None = None,
         check_finite: bool = False,
+        loop_load: LoopLoad | None = None,
     ) -> None:
         self.label = label
         self._on_run = on_run  # told of each batch: None, or why it counts as a failure
@@ -100,6 +104,9 @@ class Batcher:
         self._combine = config.enabled and signature.max_batch_size > 0
         self._max_rows = signature.max_batch_size
         self._delay_s = config.max_queue_delay_us / 1e6
+        self._hold_s = config.busy_hold_us / 1e6 if self._combine else 0.0
+        self._load = (loop_load or LoopLoad()) if self._hold_s > 0 else None
+        self._concurrent = False  # the last run showed callers overlapping (see _finish)
         self._preferred = sorted(config.preferred_batch_sizes)
         self._max_queue = config.max_queue_size
         self._timeout_s = config.timeout_ms / 1000 if config.timeout_ms else None
@@ -184,7 +191,8 @@ class Batcher:
     def _dispatch(self) -> None:
         every_output = len(self._outputs)
         while self._free > 0 and self._queue:
-            if self._delay_s > 0 and self._should_wait():
+            holding = self._concurrent and self._load is not None and self._load.is_busy()
+            if (self._delay_s > 0 or holding) and self._should_wait(holding):
                 return
             batch = self._take()
             if not batch:
@@ -210,13 +218,15 @@ class Batcher:
                 functools.partial(self._finish, batch),
             )
 
-    def _should_wait(self) -> bool:
-        """Hold a small batch back while its oldest request is younger than the delay (> 0)."""
+    def _should_wait(self, holding: bool) -> bool:
+        """Hold a small batch back while its oldest request is younger than the delay (> 0):
+        ``max_queue_delay_us``, or ``busy_hold_us`` when ``holding`` for a saturated loop."""
         if not self._combine:
             return False
         oldest = self._queue[0]
         age_s = (time.perf_counter_ns() - oldest.enqueued_ns) / 1e9
-        if age_s >= self._delay_s:
+        delay_s = max(self._delay_s, self._hold_s) if holding else self._delay_s
+        if age_s >= delay_s:
             return False
         target = self._preferred[-1] if self._preferred else self._max_rows
         rows = sum(p.rows for p in self._queue if p.key == oldest.key)
@@ -224,7 +234,7 @@ class Batcher:
             return False
         if self._delay_timer is None or self._delay_timer.cancelled():
             loop = asyncio.get_running_loop()
-            self._delay_timer = loop.call_later(self._delay_s - age_s, self._on_delay)
+            self._delay_timer = loop.call_later(delay_s - age_s, self._on_delay)
         return True
 
     def _on_delay(self) -> None:
@@ -300,4 +310,6 @@ class Batcher:
                 pending.finish(InternalError(f"{self.label}: model run failed: {outcome}"))
             else:
                 pending.finish(outcome)
+        # holding for a busy loop needs callers that overlap: a lone caller never waits
+        self._concurrent = len(batch) > 1 or bool(self._queue)
         self._dispatch()

@@ -98,6 +98,7 @@ class BatchingConfig:
     enabled: bool = True  # false: every request runs alone
     max_batch_size: int | None = None  # None: 256 with a symbolic first dim; 0: no batch dim
     max_queue_delay_us: int = 0  # 0: run as soon as an instance is free
+    busy_hold_us: int = 5000  # saturated event loop: a batch after a run waits this long; 0: never
     preferred_batch_sizes: tuple[int, ...] = ()
     max_queue_size: int = 1024  # requests waiting; more are refused with 429
     timeout_ms: int = 0  # 0: no server-side deadline
@@ -105,8 +106,10 @@ class BatchingConfig:
     def __post_init__(self) -> None:
         if self.max_batch_size is not None and self.max_batch_size < 0:
             raise ConfigError("batching.max_batch_size: must be 0 or more")
-        if self.max_queue_delay_us < 0 or self.timeout_ms < 0:
-            raise ConfigError("batching: max_queue_delay_us and timeout_ms must be 0 or more")
+        if min(self.max_queue_delay_us, self.busy_hold_us, self.timeout_ms) < 0:
+            raise ConfigError(
+                "batching: max_queue_delay_us, busy_hold_us and timeout_ms must be 0 or more"
+            )
         if self.max_queue_size < 1:
             raise ConfigError("batching.max_queue_size: must be at least 1")
         if any(size < 1 for size in self.preferred_batch_sizes):

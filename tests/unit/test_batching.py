@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 
 from server.batching import Batcher
 from server.errors import DeadlineExceeded, Overloaded
+from server.loop_load import LoopLoad
 from server.metrics import Metrics
 from server.runtime import OrtRuntime
 from server.settings import BatchingConfig, RuntimeConfig
@@ -128,3 +131,82 @@ def test_delay_waits_for_company(runtimes):
 
     asyncio.run(main())
     assert sizes(stats) == {2: 1}
+
+
+class Loaded(LoopLoad):
+    """A LoopLoad judging the test's own thread as always busy (or never): real code, fixed
+    clocks (the thread's CPU time advances exactly as fast as wall time, or not at all)."""
+
+    def __init__(self, busy: bool) -> None:
+        super().__init__(cpu=time.perf_counter_ns if busy else (lambda: 0), window_ns=0)
+        self.is_busy()
+
+
+def hold_scenario(runtime: OrtRuntime, busy: bool, hold_us: int = 200_000):
+    """One request runs; a second queues behind it; a third comes 20 ms after the first ends."""
+    stats = ModelStats()
+    batching = BatchingConfig(busy_hold_us=hold_us)
+    batcher = Batcher(
+        "test",
+        runtime,
+        runtime.signature,
+        batching,
+        stats,
+        Metrics().for_model("test", 1),
+        loop_load=Loaded(busy),
+    )
+    ended: list[float] = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in range(3)]
+
+        def finish(k: int, outcome: object) -> None:
+            ended.append(time.perf_counter())
+            futures[k].set_result(outcome)
+
+        batcher.submit(rows_of(1, 1), ["y"], 1, None, functools.partial(finish, 0))
+        await asyncio.sleep(0)  # the dispatch ran: the first request is in the runtime
+        batcher.submit(rows_of(2, 1), ["y"], 1, None, functools.partial(finish, 1))
+        await futures[0]
+        await asyncio.sleep(0.02)
+        batcher.submit(rows_of(3, 1), ["y"], 1, None, functools.partial(finish, 2))
+        return await asyncio.wait_for(asyncio.gather(*futures), 5)
+
+    results = asyncio.run(main())
+    for k, result in enumerate(results):
+        np.testing.assert_array_equal(result["y"], np.full((1, 4), 2.0 * (k + 1)))
+    return sizes(stats)
+
+
+def test_busy_loop_holds_the_batch_after_a_run_for_company(runtimes):
+    assert hold_scenario(runtimes["scale"], busy=True) == {1: 1, 2: 1}
+
+
+def test_loop_with_time_to_spare_runs_at_once(runtimes):
+    assert hold_scenario(runtimes["scale"], busy=False) == {1: 3}
+
+
+def test_hold_zero_never_holds(runtimes):
+    assert hold_scenario(runtimes["scale"], busy=True, hold_us=0) == {1: 3}
+
+
+def test_a_lone_caller_never_waits_on_a_busy_loop(runtimes):
+    stats = ModelStats()
+    batcher = Batcher(
+        "test",
+        runtimes["scale"],
+        runtimes["scale"].signature,
+        BatchingConfig(busy_hold_us=10_000_000),
+        stats,
+        Metrics().for_model("test", 1),
+        loop_load=Loaded(True),
+    )
+
+    async def main():
+        for k in range(5):  # one after another: each finds the instance free and alone
+            result = await asyncio.wait_for(batcher.infer(rows_of(k, 1), ["y"], 1, None), 5)
+            np.testing.assert_array_equal(result["y"], np.full((1, 4), 2.0 * k))
+
+    asyncio.run(main())
+    assert sizes(stats) == {1: 5}
