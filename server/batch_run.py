@@ -11,6 +11,7 @@ ONNX Runtime; the model process (``model_process``) does both in its own process
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -77,9 +78,16 @@ def run_batch(
 
 
 def nonfinite_output(names: list[str], outputs: Sequence[Array]) -> str:
-    """The first float output holding NaN or Inf, or ""."""
+    """The first float output holding NaN or Inf, or "".
+
+    One dot product per output: a NaN or Inf anywhere makes the sum of squares NaN or Inf, so a
+    finite one proves every value finite; only one that is not (which large finite values also
+    give, by overflowing) needs the element-wise check.
+    """
     for name, out in zip(names, outputs, strict=True):
-        if out.dtype.kind == "f" and not np.isfinite(out).all():
+        if out.dtype.kind != "f" or math.isfinite(np.vdot(out, out)):
+            continue
+        if not np.isfinite(out).all():
             return name
     return ""
 

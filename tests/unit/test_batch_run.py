@@ -40,6 +40,7 @@ def test_a_lone_failing_request_fails_without_a_retry() -> None:
     assert split(ran, [2], ["y"], False).results == ["negative input"]
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 @pytest.mark.parametrize(
     ("values", "bad"),
     [
@@ -47,12 +48,16 @@ def test_a_lone_failing_request_fails_without_a_retry() -> None:
         ([np.nan, 1.0], True),
         ([np.inf, -np.inf], True),
         ([-np.inf, 1.0], True),
-        ([3e38, 3e38], False),
+        ([np.nan] * 3, True),
+        (["max", "max"], False),  # the sum overflows; every value is finite
+        (["max", "max", np.inf], True),
     ],
 )
-def test_nonfinite_outputs_are_named(values: list[float], bad: bool) -> None:
-    out = np.array(values, np.float32)
+def test_nonfinite_outputs_are_named(values: list, bad: bool, dtype: type) -> None:
+    big = np.finfo(dtype).max
+    out = np.array([[big if v == "max" else v for v in values]] * 2, dtype)
     assert nonfinite_output(["y", "n"], [np.zeros(2, np.int64), out]) == ("n" if bad else "")
+    assert nonfinite_output(["n"], [out[:, ::-1]]) == ("n" if bad else "")  # not contiguous
 
 
 def test_split_notes_nonfinite_only_when_asked() -> None:
