@@ -6,7 +6,8 @@ oldest request and every queued request with the same non-batch dims, whole, up 
 runtime (a thread, or a model process), which joins, runs and splits them. With
 ``max_queue_delay_us`` > 0 a batch smaller than its target waits that long for company; and
 while the event loop is saturated (``loop_load``), the batch after a finished run waits up to
-``busy_hold_us`` for company, so that the front end pays for fewer runs. A
+``busy_hold_us`` for company, so that the front end pays for fewer runs, but no longer than
+requests keep arriving (``QUIET_GAPS`` usual gaps without one end the wait). A
 full queue rejects at once (Overloaded); a request whose deadline passes while queued leaves
 with DeadlineExceeded; a cancelled caller leaves the queue. If a batch fails, its requests
 are run one by one so only the one that breaks the model fails.
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 Outputs = dict[str, Array]
 Outcome = Outputs | BaseException
 WITHDRAWN = asyncio.CancelledError("the caller withdrew the request")
+QUIET_GAPS = 3  # a held batch goes once no request came for this many usual gaps between them
 
 
 @dataclass(slots=True, eq=False)
@@ -107,6 +109,8 @@ class Batcher:
         self._hold_s = config.busy_hold_us / 1e6 if self._combine else 0.0
         self._load = (loop_load or LoopLoad()) if self._hold_s > 0 else None
         self._concurrent = False  # the last run showed callers overlapping (see _finish)
+        self._last_arrival = 0  # ns; with _gap_ns (a moving average) only while holding is on
+        self._gap_ns = 0.0
         self._preferred = sorted(config.preferred_batch_sizes)
         self._max_queue = config.max_queue_size
         self._timeout_s = config.timeout_ms / 1000 if config.timeout_ms else None
@@ -144,6 +148,12 @@ class Batcher:
             loop = asyncio.get_running_loop()
             pending.timer = loop.call_later(max(timeout_s, 0.0), self._expire, pending)
         self._queue.append(pending)
+        if self._load is not None:
+            now = pending.enqueued_ns
+            if self._last_arrival:
+                gap = min(now - self._last_arrival, self._hold_s * 1e9)
+                self._gap_ns += (gap - self._gap_ns) / 8 if self._gap_ns else gap
+            self._last_arrival = now
         if not self._dispatch_scheduled:
             # dispatch after this loop iteration: requests that arrive together batch together
             self._dispatch_scheduled = True
@@ -220,21 +230,30 @@ class Batcher:
 
     def _should_wait(self, holding: bool) -> bool:
         """Hold a small batch back while its oldest request is younger than the delay (> 0):
-        ``max_queue_delay_us``, or ``busy_hold_us`` when ``holding`` for a saturated loop."""
+        ``max_queue_delay_us``, or ``busy_hold_us`` when ``holding`` for a saturated loop (and
+        only while requests keep coming)."""
         if not self._combine:
             return False
         oldest = self._queue[0]
-        age_s = (time.perf_counter_ns() - oldest.enqueued_ns) / 1e9
+        now = time.perf_counter_ns()
+        age_s = (now - oldest.enqueued_ns) / 1e9
         delay_s = max(self._delay_s, self._hold_s) if holding else self._delay_s
         if age_s >= delay_s:
             return False
+        wait_s = delay_s - age_s
+        if holding and age_s >= self._delay_s:
+            quiet_s = (now - self._last_arrival) / 1e9
+            patience_s = QUIET_GAPS * self._gap_ns / 1e9
+            if quiet_s >= patience_s:
+                return False  # the callers are waiting for answers, not sending more
+            wait_s = min(wait_s, patience_s - quiet_s)
         target = self._preferred[-1] if self._preferred else self._max_rows
         rows = sum(p.rows for p in self._queue if p.key == oldest.key)
         if rows >= target:
             return False
         if self._delay_timer is None or self._delay_timer.cancelled():
             loop = asyncio.get_running_loop()
-            self._delay_timer = loop.call_later(delay_s - age_s, self._on_delay)
+            self._delay_timer = loop.call_later(wait_s, self._on_delay)
         return True
 
     def _on_delay(self) -> None:

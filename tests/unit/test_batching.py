@@ -142,53 +142,63 @@ class Loaded(LoopLoad):
         self.is_busy()
 
 
-def hold_scenario(runtime: OrtRuntime, busy: bool, hold_us: int = 200_000):
-    """One request runs; a second queues behind it; a third comes 20 ms after the first ends."""
+def hold_scenario(runtime: OrtRuntime, busy: bool, hold_us: int = 2_000_000, third: bool = True):
+    """Three lone requests 20 ms apart (the usual gap); then one runs while a second queues
+    behind it, and (``third``) a third comes 20 ms after the first ends. Returns the batch
+    sizes and how long the second request took."""
     stats = ModelStats()
     batching = BatchingConfig(busy_hold_us=hold_us)
+    metrics = Metrics().for_model("test", 1)
     batcher = Batcher(
-        "test",
-        runtime,
-        runtime.signature,
-        batching,
-        stats,
-        Metrics().for_model("test", 1),
-        loop_load=Loaded(busy),
+        "test", runtime, runtime.signature, batching, stats, metrics, loop_load=Loaded(busy)
     )
-    ended: list[float] = []
+    took: list[float] = []
 
     async def main():
         loop = asyncio.get_running_loop()
-        futures = [loop.create_future() for _ in range(3)]
+        for k in range(3):
+            await asyncio.wait_for(batcher.infer(rows_of(k, 1), ["y"], 1, None), 5)
+            await asyncio.sleep(0.02)
+        futures = [loop.create_future() for _ in range(3 if third else 2)]
+        started = time.perf_counter()
 
         def finish(k: int, outcome: object) -> None:
-            ended.append(time.perf_counter())
+            if k == 1:
+                took.append(time.perf_counter() - started)
             futures[k].set_result(outcome)
 
         batcher.submit(rows_of(1, 1), ["y"], 1, None, functools.partial(finish, 0))
         await asyncio.sleep(0)  # the dispatch ran: the first request is in the runtime
         batcher.submit(rows_of(2, 1), ["y"], 1, None, functools.partial(finish, 1))
         await futures[0]
-        await asyncio.sleep(0.02)
-        batcher.submit(rows_of(3, 1), ["y"], 1, None, functools.partial(finish, 2))
+        if third:
+            await asyncio.sleep(0.02)
+            batcher.submit(rows_of(3, 1), ["y"], 1, None, functools.partial(finish, 2))
         return await asyncio.wait_for(asyncio.gather(*futures), 5)
 
     results = asyncio.run(main())
     for k, result in enumerate(results):
         np.testing.assert_array_equal(result["y"], np.full((1, 4), 2.0 * (k + 1)))
-    return sizes(stats)
+    return sizes(stats), took[0]
 
 
 def test_busy_loop_holds_the_batch_after_a_run_for_company(runtimes):
-    assert hold_scenario(runtimes["scale"], busy=True) == {1: 1, 2: 1}
+    batches, _ = hold_scenario(runtimes["scale"], busy=True)
+    assert batches == {1: 4, 2: 1}
+
+
+def test_a_held_batch_goes_once_requests_stop_coming(runtimes):
+    batches, took = hold_scenario(runtimes["scale"], busy=True, third=False)
+    assert batches == {1: 5}
+    assert took < 1.0  # about three 20 ms gaps, not the 2 s hold
 
 
 def test_loop_with_time_to_spare_runs_at_once(runtimes):
-    assert hold_scenario(runtimes["scale"], busy=False) == {1: 3}
+    assert hold_scenario(runtimes["scale"], busy=False)[0] == {1: 6}
 
 
 def test_hold_zero_never_holds(runtimes):
-    assert hold_scenario(runtimes["scale"], busy=True, hold_us=0) == {1: 3}
+    assert hold_scenario(runtimes["scale"], busy=True, hold_us=0)[0] == {1: 6}
 
 
 def test_a_lone_caller_never_waits_on_a_busy_loop(runtimes):
