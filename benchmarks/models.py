@@ -3,11 +3,16 @@
 ``small_mlp``: FP32 ``x`` [batch, 256] -> 1024 -> 1024 -> 16 (Gemm + Relu) -> ``y``.
 ``large_mlp``: FP32 ``x`` [batch, 1024] -> 4096 -> 4096 -> 1024 -> ``y``.
 ``breast_cancer`` and ``mlp`` are copied from ``examples/models``.
+``resnet50`` / ``resnet50_fp16`` (the GPU set): ResNet-50 v1.5 with seeded random weights, built
+layer by layer (batch norm folded into the convolutions, as ONNX Runtime fuses it anyway), FP32
+or FP16 throughout: ``input`` [batch, 3, 224, 224] -> ``logits`` [batch, 1000]. Built here so that
+the same file runs on CPU in tests and on the GPU machine, with no torch needed.
 
 ``config_text``, when given, is written as each model's ``config.toml`` (merged key by key into
 a config the model already ships), e.g. ``"[batching]\\nenabled = false\\n"``.
 
 Usage: ``python -m benchmarks.models DIR [--models small_mlp large_mlp] [--config-text TEXT]``
+(``--models resnet50 resnet50_fp16`` for the GPU set)
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ MLP_LAYERS = {
     "large_mlp": (1024, 4096, 4096, 1024),
 }
 COPIED = ("breast_cancer", "mlp")
-ALL_MODELS = (*MLP_LAYERS, *COPIED)
+RESNETS = {"resnet50": np.float32, "resnet50_fp16": np.float16}
+ALL_MODELS = (*MLP_LAYERS, *COPIED)  # the CPU set; the GPU suite adds RESNETS
+RESNET_STAGES = ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2))  # width, blocks, stride
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,11 @@ SIGNATURES["breast_cancer"] = Signature(
     (Tensor("label", "INT64", ()), Tensor("probabilities", "FP32", (2,))),
 )
 SIGNATURES["mlp"] = Signature((Tensor("x", "FP32", (64,)),), (Tensor("logits", "FP32", (10,)),))
+for _name, _dtype in RESNETS.items():
+    _type = "FP16" if _dtype == np.float16 else "FP32"
+    SIGNATURES[_name] = Signature(
+        (Tensor("input", _type, (3, 224, 224)),), (Tensor("logits", _type, (1000,)),)
+    )
 
 
 def mlp_model(sizes: tuple[int, ...], seed: int) -> onnx.ModelProto:
@@ -93,6 +105,67 @@ def mlp_model(sizes: tuple[int, ...], seed: int) -> onnx.ModelProto:
     return model
 
 
+def resnet50_model(dtype: type, seed: int) -> onnx.ModelProto:
+    """ResNet-50 v1.5 (stride on the 3×3 convolution) in ``dtype``, random He-scaled weights;
+    each block's last convolution is scaled down so that random activations stay finite in FP16."""
+    rng = np.random.default_rng(seed)
+    nodes: list[onnx.NodeProto] = []
+    weights: list[onnx.TensorProto] = []
+
+    def conv(x: str, cin: int, cout: int, k: int, stride: int = 1, scale: float = 1.0) -> str:
+        name = f"conv{len(nodes)}"
+        w = rng.standard_normal((cout, cin, k, k), dtype=np.float32)
+        w *= scale * np.sqrt(2.0 / (cin * k * k))
+        weights.append(numpy_helper.from_array(w.astype(dtype), f"{name}.w"))
+        weights.append(numpy_helper.from_array(np.zeros(cout, dtype), f"{name}.b"))
+        nodes.append(
+            helper.make_node(
+                "Conv",
+                [x, f"{name}.w", f"{name}.b"],
+                [name],
+                kernel_shape=[k, k],
+                strides=[stride, stride],
+                pads=[k // 2] * 4,
+            )
+        )
+        return name
+
+    def op(kind: str, *inputs: str, **attributes: Any) -> str:
+        name = f"{kind.lower()}{len(nodes)}"
+        nodes.append(helper.make_node(kind, list(inputs), [name], **attributes))
+        return name
+
+    x = op("Relu", conv("input", 3, 64, 7, 2))
+    x = op("MaxPool", x, kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    channels = 64
+    for width, blocks, stride in RESNET_STAGES:
+        for block in range(blocks):
+            step = stride if block == 0 else 1
+            h = op("Relu", conv(x, channels, width, 1))
+            h = op("Relu", conv(h, width, width, 3, step))
+            h = conv(h, width, width * 4, 1, scale=0.2)
+            shortcut = conv(x, channels, width * 4, 1, step) if block == 0 else x
+            x = op("Relu", op("Add", h, shortcut))
+            channels = width * 4
+    x = op("Flatten", op("GlobalAveragePool", x))
+    fc = rng.standard_normal((channels, 1000), dtype=np.float32) / np.sqrt(channels)
+    weights.append(numpy_helper.from_array(fc.astype(dtype), "fc.w"))
+    weights.append(numpy_helper.from_array(np.zeros(1000, dtype), "fc.b"))
+    nodes.append(helper.make_node("Gemm", [x, "fc.w", "fc.b"], ["logits"]))
+    onnx_type = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    graph = helper.make_graph(
+        nodes,
+        "resnet50",
+        [helper.make_tensor_value_info("input", onnx_type, ["batch", 3, 224, 224])],
+        [helper.make_tensor_value_info("logits", onnx_type, ["batch", 1000])],
+        initializer=weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    onnx.checker.check_model(model)
+    return model
+
+
 def build_models(
     root: Path | str, names: tuple[str, ...] = ALL_MODELS, config_text: str | None = None
 ) -> Path:
@@ -105,8 +178,12 @@ def build_models(
             onnx.save_model(mlp_model(MLP_LAYERS[name], seed), str(folder / "1" / "model.onnx"))
         elif name in COPIED:
             shutil.copytree(EXAMPLES / name, folder, dirs_exist_ok=True)
+        elif name in RESNETS:
+            (folder / "1").mkdir(parents=True, exist_ok=True)
+            onnx.save_model(resnet50_model(RESNETS[name], seed), str(folder / "1" / "model.onnx"))
         else:
-            raise ValueError(f"unknown benchmark model {name!r} (known: {', '.join(ALL_MODELS)})")
+            known = ", ".join([*ALL_MODELS, *RESNETS])
+            raise ValueError(f"unknown benchmark model {name!r} (known: {known})")
         if config_text is not None:
             write_config(folder / "config.toml", config_text)
     return root
@@ -155,7 +232,9 @@ def main() -> None:
         prog="python -m benchmarks.models", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("root", type=Path, help="folder to write the model repository into")
-    parser.add_argument("--models", nargs="+", default=list(ALL_MODELS), choices=ALL_MODELS)
+    parser.add_argument(
+        "--models", nargs="+", default=list(ALL_MODELS), choices=[*ALL_MODELS, *RESNETS]
+    )
     parser.add_argument("--config-text", help="config.toml text written for every model")
     args = parser.parse_args()
     build_models(args.root, tuple(args.models), args.config_text)

@@ -1,8 +1,9 @@
 """The ceiling: the model run in-process with ONNX Runtime, no server in the way.
 
-For batch sizes 1, 2, 4, ... up to ``--max-batch`` (default 256, 64 for ``large_mlp``), runs
-the model back to back for ``--seconds`` after a short warm-up and records samples/s,
-batches/s and the p50/p99 latency of one run. CPU provider with ONNX Runtime's default
+For batch sizes 1, 2, 4, ... up to ``--max-batch`` (default 256; 64 for ``large_mlp`` and the
+ResNet-50s), runs the model back to back for ``--seconds`` after a short warm-up and records
+samples/s, batches/s and the p50/p99 latency of one run (inputs are numpy arrays, so on CUDA
+every run copies them to the device and back). CPU provider with ONNX Runtime's default
 threads, or ``--device cuda`` (CUDAExecutionProvider). Prints JSON.
 
 Example: ``python -m benchmarks.raw_ort --model repo/small_mlp/1/model.onnx``
@@ -21,8 +22,13 @@ import onnxruntime as ort
 
 from .latency import percentiles_ms
 
-ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64}
-LARGE_MODELS = ("large_mlp",)
+ONNX_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+}
+LARGE_MODELS = ("large_mlp", "resnet50")  # also resnet50_fp16
 
 
 def providers(device: str) -> list[str]:
@@ -114,7 +120,9 @@ def main() -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", required=True, type=Path, help="an ONNX file")
-    parser.add_argument("--max-batch", type=int, help="default 256 (64 for large_mlp)")
+    parser.add_argument(
+        "--max-batch", type=int, help="default 256 (64 for large_mlp and the ResNet-50s)"
+    )
     parser.add_argument(
         "--batches", type=int, nargs="+", help="exact batch sizes instead of 1, 2, 4, ..."
     )

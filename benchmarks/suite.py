@@ -28,13 +28,14 @@ from typing import Any
 
 from . import report
 from .loadgen import Point, Skip, Target, run_point
-from .models import build_models
+from .models import ALL_MODELS, RESNETS, build_models
 from .payloads import output_specs
 from .servers import ROOT, Server, ServerFailed, start_floor, start_ortserve
 
 SMALL_MODELS = ("small_mlp", "breast_cancer")
 LARGE_MODEL = "large_mlp"
 RAW_ORT_MODELS = (*SMALL_MODELS, LARGE_MODEL)
+GPU_MODELS = tuple(RESNETS)  # ResNet-50 FP32 and FP16: only with --device cuda
 NO_BATCHING_CONFIG = "[batching]\nenabled = false\n"
 OPEN_LOOP_FRACTION = 0.5
 STREAM_CONCURRENCY = 256  # the compiled stream point: 4 streams of STREAM_MESSAGES (64)
@@ -74,9 +75,16 @@ class Planned:
         return (*key, p.mode) if p.protocol == "grpc-stream" else key
 
 
-def plan(quick: bool) -> list[Planned]:
-    """The standard points, each served point next to its floor."""
+def plan(quick: bool, device: str = "cpu") -> list[Planned]:
+    """The standard points, each served point next to its floor; with ``device`` "cuda" also
+    one-image ResNet-50 requests (FP32 and FP16) at c64, with and without ``--workers 2``,
+    and at c1."""
     items: list[Planned] = []
+    if device == "cuda":
+        for model in GPU_MODELS:
+            items += _pair(ORTSERVE, FLOOR_GRPC, Point("grpc", model, 64))
+            items.append(Planned(WORKERS, Point("grpc", model, 64)))
+            items.append(Planned(ORTSERVE, Point("grpc", model, 1)))
     concurrencies = (1, 64) if quick else (1, 16, 64)
     for model in SMALL_MODELS:
         for c in concurrencies:
@@ -164,11 +172,12 @@ class Servers:
 def measure_raw_ort(repo: Path, quick: bool, device: str) -> dict[str, Any]:
     """raw_ort for every model, each in its own process."""
     results = {}
-    for model in RAW_ORT_MODELS:
+    for model in (*RAW_ORT_MODELS, *(GPU_MODELS if device == "cuda" else ())):
         args = [sys.executable, "-m", "benchmarks.raw_ort", "--device", device]
         args += ["--model", str(repo / model / "1" / "model.onnx")]
         if quick:
-            sizes = ["1", "4", "16", "64"] + (["256"] if model != LARGE_MODEL else [])
+            big = model == LARGE_MODEL or model in GPU_MODELS
+            sizes = ["1", "4", "16", "64"] + ([] if big else ["256"])
             args += ["--seconds", "0.5", "--warmup-s", "0.2", "--batches", *sizes]
         print(f"raw ORT {model}", file=sys.stderr, flush=True)
         done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
@@ -319,11 +328,13 @@ def _ratio(value: float | None, reference: float | None) -> float | None:
     return float(f"{value / reference:.3g}")
 
 
-def build_repos(root: Path, no_batching_config: str) -> dict[str, Path]:
-    """Every model; the small ones (for ``--workers``); large_mlp with batching disabled."""
+def build_repos(root: Path, no_batching_config: str, device: str = "cpu") -> dict[str, Path]:
+    """Every model; the small ones (for ``--workers``); large_mlp with batching disabled. With
+    ``device`` "cuda" the first two hold the ResNet-50s too."""
+    gpu = GPU_MODELS if device == "cuda" else ()
     return {
-        "all": build_models(root / "all"),
-        "small": build_models(root / "small", SMALL_MODELS),
+        "all": build_models(root / "all", (*ALL_MODELS, *gpu)),
+        "small": build_models(root / "small", (*SMALL_MODELS, *gpu)),
         "no_batching": build_models(root / "no_batching", (LARGE_MODEL,), no_batching_config),
     }
 
@@ -334,11 +345,13 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     warmup_s = 0.5 if args.quick else 1.0
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="ortserve-bench-") as folder:
-        repos = build_repos(Path(folder), args.no_batching_config)
+        repos = build_repos(Path(folder), args.no_batching_config, args.device)
         raw_ort = measure_raw_ort(repos["all"], args.quick, args.device)
         servers = Servers(repos, args.device)
         try:
-            records, skipped = run_plan(plan(args.quick), servers, repeats, duration_s, warmup_s)
+            records, skipped = run_plan(
+                plan(args.quick, args.device), servers, repeats, duration_s, warmup_s
+            )
         finally:
             exit_codes = servers.stop_all()
     points = medians(records)
