@@ -169,10 +169,14 @@ class Servers:
         return codes
 
 
-def measure_raw_ort(repo: Path, quick: bool, device: str) -> dict[str, Any]:
-    """raw_ort for every model, each in its own process."""
+def measure_raw_ort(
+    repo: Path, quick: bool, device: str, only: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """raw_ort for every model (or those in ``only``), each in its own process."""
     results = {}
     for model in (*RAW_ORT_MODELS, *(GPU_MODELS if device == "cuda" else ())):
+        if only and model not in only:
+            continue
         args = [sys.executable, "-m", "benchmarks.raw_ort", "--device", device]
         args += ["--model", str(repo / model / "1" / "model.onnx")]
         if quick:
@@ -346,12 +350,12 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="ortserve-bench-") as folder:
         repos = build_repos(Path(folder), args.no_batching_config, args.device)
-        raw_ort = measure_raw_ort(repos["all"], args.quick, args.device)
+        only = tuple(args.models or ())
+        raw_ort = measure_raw_ort(repos["all"], args.quick, args.device, only)
+        items = [p for p in plan(args.quick, args.device) if not only or p.point.model in only]
         servers = Servers(repos, args.device)
         try:
-            records, skipped = run_plan(
-                plan(args.quick, args.device), servers, repeats, duration_s, warmup_s
-            )
+            records, skipped = run_plan(items, servers, repeats, duration_s, warmup_s)
         finally:
             exit_codes = servers.stop_all()
     points = medians(records)
@@ -392,6 +396,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, help="runs per point (default 3, --quick 1)")
     parser.add_argument("--duration-s", type=float, help="per point (default 5, --quick 2)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=[*RAW_ORT_MODELS, *GPU_MODELS],
+        help="only these models' points and raw ORT (e.g. the ResNet-50s on a short GPU slot)",
+    )
     parser.add_argument(
         "--no-batching-config",
         default=NO_BATCHING_CONFIG,
