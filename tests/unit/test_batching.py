@@ -138,7 +138,7 @@ class Loaded(LoopLoad):
     clocks (the thread's CPU time advances exactly as fast as wall time, or not at all)."""
 
     def __init__(self, busy: bool) -> None:
-        super().__init__(cpu=time.perf_counter_ns if busy else (lambda: 0), window_ns=0)
+        super().__init__(busy_clock=time.perf_counter_ns if busy else (lambda: 0), window_ns=0)
         self.is_busy()
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
-from server.loop_load import BUSY_FROM, IDLE_BELOW, WINDOW_NS, LoopLoad
+from server.loop_load import BUSY_FROM, IDLE_BELOW, WINDOW_NS, LoopLoad, RunnableClock
 
 
 class Clocks:
@@ -20,7 +21,7 @@ class Clocks:
 
 
 def load_with(clocks: Clocks) -> LoopLoad:
-    load = LoopLoad(wall=lambda: clocks.wall, cpu=lambda: clocks.cpu)
+    load = LoopLoad(wall=lambda: clocks.wall, busy_clock=lambda: clocks.cpu)
     assert not load.is_busy()  # the first call only starts a window
     return load
 
@@ -70,3 +71,19 @@ def test_real_clocks_see_a_thread_spinning_and_a_thread_sleeping():
     load.is_busy()
     slept = load.share
     assert slept < 0.5 and spun > slept + 0.3  # a host stealing CPU lowers the spin's share
+
+
+def test_runnable_clock_counts_this_thread_only():
+    clock = RunnableClock()
+    before = clock()
+    end = time.perf_counter() + 0.03
+    while time.perf_counter() < end:
+        pass
+    spun = clock() - before
+    idle = threading.Thread(target=time.sleep, args=(0.03,))
+    before = clock()
+    idle.start()
+    idle.join()  # this thread sleeps meanwhile
+    waited = clock() - before
+    clock.close()
+    assert spun >= 10_000_000 > waited  # a host stealing CPU may cut the spin's share
