@@ -28,7 +28,7 @@ import numpy as np
 
 from .batch_run import RunResult
 from .errors import DeadlineExceeded, InternalError, Overloaded
-from .loop_load import LoopLoad
+from .loop_load import LoopLoad, for_this_thread
 from .metrics import ModelMetrics
 from .runtime import ModelRuntime
 from .settings import BatchingConfig
@@ -107,9 +107,9 @@ class Batcher:
         self._max_rows = signature.max_batch_size
         self._delay_s = config.max_queue_delay_us / 1e6
         self._hold_s = config.busy_hold_us / 1e6 if self._combine else 0.0
-        self._load = (loop_load or LoopLoad()) if self._hold_s > 0 else None
+        self._load = loop_load  # None: the loop thread's own (for_this_thread)
         self._concurrent = False  # the last run showed callers overlapping (see _finish)
-        self._last_arrival = 0  # ns; with _gap_ns (a moving average) only while holding is on
+        self._last_arrival = 0  # ns; with _gap_ns (a moving average) only when holds are on
         self._gap_ns = 0.0
         self._preferred = sorted(config.preferred_batch_sizes)
         self._max_queue = config.max_queue_size
@@ -148,7 +148,7 @@ class Batcher:
             loop = asyncio.get_running_loop()
             pending.timer = loop.call_later(max(timeout_s, 0.0), self._expire, pending)
         self._queue.append(pending)
-        if self._load is not None:
+        if self._hold_s > 0:
             now = pending.enqueued_ns
             if self._last_arrival:
                 gap = min(now - self._last_arrival, self._hold_s * 1e9)
@@ -201,7 +201,11 @@ class Batcher:
     def _dispatch(self) -> None:
         every_output = len(self._outputs)
         while self._free > 0 and self._queue:
-            holding = self._concurrent and self._load is not None and self._load.is_busy()
+            holding = (
+                self._concurrent
+                and self._hold_s > 0
+                and (self._load or for_this_thread()).is_busy()
+            )
             if (self._delay_s > 0 or holding) and self._should_wait(holding):
                 return
             batch = self._take()

@@ -15,6 +15,7 @@ the batcher runs at once.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 
@@ -73,28 +74,39 @@ class LoopLoad:
         self._busy_clock = busy_clock
         self._window_ns = window_ns
         self._since: int | None = None  # start of the window (the first call starts one)
-        self._cpu_since = 0
+        self._busy_since = 0  # the busy clock at the window's start
         self.share = 0.0  # the last full window's
         self.busy = False
 
     def is_busy(self) -> bool:
-        """Whether the calling thread spent most of the last window on a CPU."""
+        """Whether the calling thread was runnable most of the last window."""
         now = self._wall()
         if self._since is None:
             if self._busy_clock is None:
                 self._busy_clock = RunnableClock()  # here: on the thread being measured
-            self._since, self._cpu_since = now, self._busy_clock()
+            self._since, self._busy_since = now, self._busy_clock()
             return self.busy
         elapsed = now - self._since
         if elapsed < self._window_ns or elapsed <= 0:
             return self.busy
         assert self._busy_clock is not None
         try:
-            cpu = self._busy_clock()
+            busy = self._busy_clock()
         except (OSError, ValueError):  # the thread it measured is gone: start again here
             self._busy_clock, self._since = RunnableClock(), None
             return self.busy
-        self.share = (cpu - self._cpu_since) / elapsed
-        self._since, self._cpu_since = now, cpu
+        self.share = (busy - self._busy_since) / elapsed
+        self._since, self._busy_since = now, busy
         self.busy = self.share >= (IDLE_BELOW if self.busy else BUSY_FROM)
         return self.busy
+
+
+_threads = threading.local()
+
+
+def for_this_thread() -> LoopLoad:
+    """The calling thread's LoopLoad: one per event loop thread, shared by all its batchers."""
+    load: LoopLoad | None = getattr(_threads, "load", None)
+    if load is None:
+        load = _threads.load = LoopLoad()
+    return load

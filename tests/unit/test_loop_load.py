@@ -5,7 +5,14 @@ from __future__ import annotations
 import threading
 import time
 
-from server.loop_load import BUSY_FROM, IDLE_BELOW, WINDOW_NS, LoopLoad, RunnableClock
+from server.loop_load import (
+    BUSY_FROM,
+    IDLE_BELOW,
+    WINDOW_NS,
+    LoopLoad,
+    RunnableClock,
+    for_this_thread,
+)
 
 
 class Clocks:
@@ -87,3 +94,13 @@ def test_runnable_clock_counts_this_thread_only():
     waited = clock() - before
     clock.close()
     assert spun >= 10_000_000 > waited  # a host stealing CPU may cut the spin's share
+
+
+def test_each_thread_has_one_shared_load():
+    mine = for_this_thread()
+    assert for_this_thread() is mine
+    theirs: list[LoopLoad] = []
+    other = threading.Thread(target=lambda: theirs.append(for_this_thread()))
+    other.start()
+    other.join()
+    assert theirs[0] is not mine
