@@ -127,19 +127,15 @@ class ModelProcess:
         """The RunResult of a reply, cut per request; outputs are copied out of the arena
         (once per output of the batch)."""
         arena = self.arena
-        outputs = header["outputs"]
-        if outputs is not None:
-            ran = Ran([model_ipc.read(d, arena, payload, copy=True)[1] for d in outputs])
+
+        def arrays(descriptors: list[Any]) -> list[Array]:
+            return [model_ipc.read(d, arena, payload, copy=True)[1] for d in descriptors]
+
+        if header["outputs"] is not None:
+            ran = Ran(arrays(header["outputs"]))
         else:
-            ran = Ran(
-                None,
-                [
-                    part
-                    if isinstance(part, str)
-                    else [model_ipc.read(d, arena, payload, copy=True)[1] for d in part]
-                    for part in header["alone"]
-                ],
-            )
+            alone = [p if isinstance(p, str) else arrays(p) for p in header["alone"]]
+            ran = Ran(None, alone)
         result = split(ran, batch.rows, batch.names, False)
         result.nonfinite = header["nonfinite"]
         result.input_ns, result.infer_ns, output_ns = header["ns"]
