@@ -30,6 +30,7 @@ from . import report
 from .loadgen import Point, Skip, Target, run_point
 from .models import ALL_MODELS, RESNETS, build_models
 from .payloads import output_specs
+from .raw_ort import default_max_batch
 from .servers import ROOT, Server, ServerFailed, start_floor, start_ortserve
 
 SMALL_MODELS = ("small_mlp", "breast_cancer")
@@ -178,10 +179,10 @@ def measure_raw_ort(
         if only and model not in only:
             continue
         args = [sys.executable, "-m", "benchmarks.raw_ort", "--device", device]
-        args += ["--model", str(repo / model / "1" / "model.onnx")]
+        path = repo / model / "1" / "model.onnx"
+        args += ["--model", str(path)]
         if quick:
-            big = model == LARGE_MODEL or model in GPU_MODELS
-            sizes = ["1", "4", "16", "64"] + ([] if big else ["256"])
+            sizes = [str(b) for b in (1, 4, 16, 64, 256) if b <= default_max_batch(path)]
             args += ["--seconds", "0.5", "--warmup-s", "0.2", "--batches", *sizes]
         print(f"raw ORT {model}", file=sys.stderr, flush=True)
         done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
