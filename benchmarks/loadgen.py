@@ -218,22 +218,22 @@ def _python(
     args += ["--connections", str(point.connections)]
     args += ["--rate", str(point.rate)] if point.rate else ["--concurrency", str(point.concurrency)]
     args += ["--duration-s", str(duration_s), "--warmup-s", str(warmup_s)]
-    process = subprocess.Popen(
-        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None and process.stderr is not None
-    watchdog = threading.Timer(warmup_s + duration_s + PYTHON_GRACE_S, process.kill)
-    watchdog.start()
     result = None
-    for line in process.stdout:
-        if line.strip() == "measuring":
-            window.start()
-        elif line.startswith("{"):
-            window.stop()
-            result = json.loads(line)
-    errors = process.stderr.read()
-    process.wait()
-    watchdog.cancel()
+    with subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:  # closes both pipes and waits on the way out
+        assert process.stdout is not None and process.stderr is not None
+        watchdog = threading.Timer(warmup_s + duration_s + PYTHON_GRACE_S, process.kill)
+        watchdog.start()
+        for line in process.stdout:
+            if line.strip() == "measuring":
+                window.start()
+            elif line.startswith("{"):
+                window.stop()
+                result = json.loads(line)
+        errors = process.stderr.read()
+        process.wait()
+        watchdog.cancel()
     if process.returncode != 0 or result is None:
         raise RuntimeError(f"python_load exited {process.returncode}: {errors[-2000:]}")
     return Measured(
@@ -287,6 +287,8 @@ def run_point(
         "server_cpu_us_per_req": (
             round(window.cpu_s / measured.requests * 1e6, 1) if measured.requests else None
         ),
+        "host_steal_share": None if window.host_shares is None else round(window.host_shares[0], 3),
+        "host_idle_share": None if window.host_shares is None else round(window.host_shares[1], 3),
         "note": "; ".join(measured.notes),
     }
 

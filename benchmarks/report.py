@@ -48,7 +48,7 @@ def one_line(record: dict[str, Any]) -> str:
         f"{record['throughput_req_s']:.0f} req/s, p50 {_fmt(latency['p50'])} ms, "
         f"p99 {_fmt(latency['p99'])} ms, errors {record['errors']}, "
         f"server {record['server_cpu_us_per_req']} µs/req, "
-        f"generator CPU {record['generator_cpu_share']:.0%}"
+        f"generator CPU {record['generator_cpu_share']:.0%}, host steal, idle {_host(record)}"
     )
 
 
@@ -99,6 +99,14 @@ def _fmt(value: Any, spec: str = "", suffix: str = "") -> str:
     return f"{value:{spec}}{suffix}"
 
 
+def _host(record: dict[str, Any]) -> str:
+    """The host's steal and idle shares of a point ("—" for records made without them)."""
+    steal, idle = record.get("host_steal_share"), record.get("host_idle_share")
+    if steal is None or idle is None:
+        return "—"
+    return f"{steal:.0%}, {idle:.0%}"
+
+
 def _ratio(value: float | None) -> str:
     if value is None:
         return "—"
@@ -139,17 +147,18 @@ def markdown(results: dict[str, Any]) -> str:
         "## Served",
         "",
         "req/s and rows/s served; latency in ms; server CPU per request from /proc; generator "
-        "CPU as a share of one core. **÷ raw ORT** = rows/s ÷ raw ORT's best samples/s; "
-        "**÷ floor** = req/s ÷ the floor server's req/s at the same point (for a stream point, "
-        "the floor's stream point of the same mode), taken in each repeat between the two "
-        "points measured next to each other, and the median of those ratios shown (so the "
-        "host's drift between repeats cancels; the req/s shown are each point's median "
-        "repeat). Compiled stream points count messages "
+        "CPU as a share of one core; the host's CPU time stolen by the hypervisor and left idle "
+        "in the window, as shares of all its cores. **÷ raw ORT** = rows/s ÷ raw ORT's best "
+        "samples/s; **÷ floor** = req/s ÷ the floor server's req/s at the same point (for a "
+        "stream point, the floor's stream point of the same mode), taken in each repeat "
+        "between the two points measured next to each other, and the median of those ratios "
+        "shown (so the host's drift between repeats cancels; the req/s shown are each point's "
+        "median repeat). Compiled stream points count messages "
         "(K per stream) and have no latency (—): h2load times whole streams.",
         "",
         "| model | server | point | mode | req/s | rows/s | p50 | p99 | errors | server µs/req "
-        "| gen CPU | ÷ raw ORT | ÷ floor |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| gen CPU | host steal, idle | ÷ raw ORT | ÷ floor |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in sorted(results["points"], key=_order):
         lat = p["latency_ms"]
@@ -159,7 +168,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"{p['throughput_req_s']:,.0f} | {p['throughput_rows_s']:,.0f} | "
             f"{_fmt(lat['p50'], '.2f')} | {_fmt(lat['p99'], '.2f')} | {errors} | "
             f"{_fmt(p['server_cpu_us_per_req'], ',.0f')} | {p['generator_cpu_share']:.0%} | "
-            f"{_ratio(p['ratio_raw_ort'])} | {_ratio(p['ratio_floor'])} |"
+            f"{_host(p)} | {_ratio(p['ratio_raw_ort'])} | {_ratio(p['ratio_floor'])} |"
         )
     lines += _streaming_lines(results["points"])
     notes = [p for p in results["points"] if p.get("note")]

@@ -1,7 +1,10 @@
 """What a server spent during a run: CPU seconds of its processes (and all their
 descendants, for multi-process servers) from ``/proc``, and its success/fail counts from the
 V2 statistics endpoint (``GET /v2/models/{name}/stats``, Triton's JSON) when it answers 200;
-``UsageWindow`` brackets a measured phase with both."""
+and what the whole host did meanwhile (``/proc/stat``: the share of its CPU time stolen by
+the hypervisor for other guests, and the share left idle), which says how far a point's
+figures can be trusted on a shared machine. ``UsageWindow`` brackets a measured phase with
+all three."""
 
 from __future__ import annotations
 
@@ -51,6 +54,37 @@ def tree_cpu_s(pids: list[int]) -> float:
 
 
 @dataclass(frozen=True)
+class HostTimes:
+    """Cumulative CPU time of every core of the host, from the ``cpu`` line of /proc/stat."""
+
+    total: int  # ticks of every kind (guest time is already inside user and nice)
+    idle: int  # idle and iowait
+    steal: int  # taken by the hypervisor for other guests
+
+    def shares_since(self, before: HostTimes) -> tuple[float, float] | None:
+        """(steal, idle) as shares of the host's CPU time since ``before``; None if none passed."""
+        total = self.total - before.total
+        if total <= 0:
+            return None
+        return (self.steal - before.steal) / total, (self.idle - before.idle) / total
+
+
+def host_times() -> HostTimes | None:
+    """The host's CPU times now, or None where /proc/stat is missing or has no steal column."""
+    try:
+        with open("/proc/stat") as f:
+            line = f.readline()
+    except OSError:
+        return None
+    fields = line.split()
+    if len(fields) < 9 or fields[0] != "cpu":
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    total = user + nice + system + idle + iowait + irq + softirq + steal
+    return HostTimes(total=total, idle=idle + iowait, steal=steal)
+
+
+@dataclass(frozen=True)
 class InferCounts:
     """Cumulative successful and failed inferences of one model (all its versions)."""
 
@@ -97,9 +131,12 @@ class UsageWindow:
         self.late_s = duration_s * stats_span
         self.cpu_s = 0.0
         self.counts: list[InferCounts | None] = []
+        self.host_shares: tuple[float, float] | None = None  # (steal, idle) over the window
+        self._host: HostTimes | None = None
         self._timer: threading.Timer | None = None
 
     def start(self) -> None:
+        self._host = host_times()
         self.cpu_s = -tree_cpu_s(self.pids)
         self.counts = [infer_counts(self.http, self.model)]
         if self.counts[0] is not None:
@@ -111,6 +148,9 @@ class UsageWindow:
 
     def stop(self) -> None:
         self.cpu_s += tree_cpu_s(self.pids)
+        now = host_times()
+        if now is not None and self._host is not None:
+            self.host_shares = now.shares_since(self._host)
         if self._timer is not None:
             self._timer.join()
 

@@ -112,13 +112,15 @@ def launch(command: list[str], timeout_s: float = START_TIMEOUT_S) -> Process:
 
 
 def _pump(process: Process) -> None:
-    assert process.popen.stdout is not None
-    for line in process.popen.stdout:
-        line = line.rstrip()
-        process.output.append(line)
-        if not process.ready.is_set() and (match := READY.match(line)):
-            process.http, process.grpc = match["http"], match["grpc"]
-            process.ready.set()
+    stdout = process.popen.stdout
+    assert stdout is not None
+    with stdout:  # closed at the end of the output: the process has gone
+        for line in stdout:
+            line = line.rstrip()
+            process.output.append(line)
+            if not process.ready.is_set() and (match := READY.match(line)):
+                process.http, process.grpc = match["http"], match["grpc"]
+                process.ready.set()
 
 
 def start_ortserve(name: str, repository: Path, *args: str) -> Server:

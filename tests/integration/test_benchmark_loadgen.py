@@ -1,0 +1,66 @@
+"""The load generator against a real ortserve and a real floor: every protocol and mode it
+offers measures a point, and the record carries what the suite's report reads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.loadgen import Point, Target, run_point
+from benchmarks.payloads import output_specs
+from benchmarks.servers import Server, start_floor
+from tests.conftest import RunningServer
+
+pytestmark = pytest.mark.slow
+
+MODEL = "breast_cancer"  # an example model the test repository ships
+POINTS = [
+    Point("grpc", MODEL, concurrency=4),
+    Point("http", MODEL, concurrency=4),
+    Point("grpc-stream", MODEL, concurrency=8, mode="python"),
+    Point("grpc", MODEL, rate=100.0),  # open loop: the Python generator
+]
+
+
+@pytest.fixture(scope="module")
+def floor() -> Iterator[Server]:
+    outputs = [arg for spec in output_specs(MODEL) for arg in ("--output", str(spec))]
+    running = start_floor("floor_grpc", "floor_grpc", ["--model", MODEL, *outputs])
+    yield running
+    running.stop()
+
+
+def _check(record: dict[str, Any], point: Point) -> None:
+    assert record["requests"] and record["throughput_req_s"] > 0
+    assert record["server_cpu_us_per_req"] and record["server_cpu_us_per_req"] > 0
+    assert 0 < record["generator_cpu_share"] < 4
+    if Path("/proc/stat").exists():
+        for key in ("host_steal_share", "host_idle_share"):
+            assert 0.0 <= record[key] <= 1.0
+    latency = record["latency_ms"]
+    assert isinstance(latency, dict)
+    if point.protocol != "grpc-stream" or point.mode == "python":
+        assert 0 < latency["p50"] <= latency["p99"] <= latency["p99.9"]
+
+
+@pytest.mark.parametrize(
+    "point", POINTS, ids=lambda p: f"{p.protocol}-{p.mode}-{p.rate or p.concurrency}"
+)
+def test_a_point_against_ortserve_has_no_errors_and_a_full_record(
+    server: RunningServer, point: Point
+) -> None:
+    target = Target("ortserve", server.grpc, server.http, (server.process.pid,))
+    record = run_point(point, target, duration_s=1.0, warmup_s=0.3)
+    _check(record, point)
+    assert record["errors"] == 0 and record["server_errors"] == 0
+
+
+def test_the_floor_answers_unary_and_stream_points(floor: Server) -> None:
+    target = Target("floor_grpc", floor.grpc, None, floor.pids, is_floor=True, has_statistics=False)
+    for point in (Point("grpc", MODEL, concurrency=4), Point("grpc-stream", MODEL, concurrency=8)):
+        record = run_point(point, target, duration_s=1.0, warmup_s=0.3)
+        _check(record, point)
+        assert record["errors"] == 0
