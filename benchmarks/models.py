@@ -11,8 +11,14 @@ the same file runs on CPU in tests and on the GPU machine, with no torch needed.
 ``config_text``, when given, is written as each model's ``config.toml`` (merged key by key into
 a config the model already ships), e.g. ``"[batching]\\nenabled = false\\n"``.
 
-Usage: ``python -m benchmarks.models DIR [--models small_mlp large_mlp] [--config-text TEXT]``
-(``--models resnet50 resnet50_fp16`` for the GPU set)
+With ``noop`` every model is replaced by its no-op twin (``noop_model``): the same inputs,
+outputs and config, but each output only a slice of the first input, cast, so that a run costs
+next to nothing. Served, it measures what ortserve itself costs per request (decoding,
+validation, batching, the hand-off to a runtime thread and back, encoding) apart from what the
+model costs, on the same requests and answers as the real model.
+
+Usage: ``python -m benchmarks.models DIR [--models small_mlp large_mlp] [--config-text TEXT]
+[--noop]`` (``--models resnet50 resnet50_fp16`` for the GPU set)
 """
 
 from __future__ import annotations
@@ -166,14 +172,74 @@ def resnet50_model(dtype: type, seed: int) -> onnx.ModelProto:
     return model
 
 
+def noop_model(signature: Signature) -> onnx.ModelProto:
+    """A graph with ``signature``'s inputs and outputs that does (almost) nothing: each output
+    is the first columns of the first input (FP32, [batch, k]), reshaped to the output's dims
+    and cast to its type, so its rows follow the input's rows. The other inputs go unused."""
+    first = signature.inputs[0]
+    if first.datatype != "FP32" or len(first.dims) != 1:
+        raise ValueError(f"no-op twin needs an FP32 [batch, k] first input, not {first}")
+    nodes = []
+    constants = [
+        numpy_helper.from_array(np.array([0], np.int64), "zero"),
+        numpy_helper.from_array(np.array([1], np.int64), "one"),
+    ]
+    for index, out in enumerate(signature.outputs):
+        width = int(np.prod(out.dims, dtype=np.int64))
+        if width > first.dims[0]:
+            raise ValueError(f"output {out.name} needs {width} columns, {first.name} has fewer")
+        ends, shape = f"ends{index}", f"shape{index}"
+        constants += [
+            numpy_helper.from_array(np.array([width], np.int64), ends),
+            numpy_helper.from_array(np.array([-1, *out.dims], np.int64), shape),
+        ]
+        sliced, reshaped = f"sliced{index}", f"reshaped{index}"
+        nodes += [
+            helper.make_node("Slice", [first.name, "zero", ends, "one"], [sliced]),
+            helper.make_node("Reshape", [sliced, shape], [reshaped]),
+            helper.make_node("Cast", [reshaped], [out.name], to=_onnx_type(out.datatype)),
+        ]
+    graph = helper.make_graph(
+        nodes,
+        "noop",
+        [_value_info(t) for t in signature.inputs],
+        [_value_info(t) for t in signature.outputs],
+        initializer=constants,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    onnx.checker.check_model(model)
+    return model
+
+
+def _onnx_type(datatype: str) -> int:
+    types = {"FP32": TensorProto.FLOAT, "FP16": TensorProto.FLOAT16, "INT64": TensorProto.INT64}
+    return types[datatype]
+
+
+def _value_info(tensor: Tensor) -> onnx.ValueInfoProto:
+    dims: list[Any] = ["batch", *tensor.dims]
+    return helper.make_tensor_value_info(tensor.name, _onnx_type(tensor.datatype), dims)
+
+
 def build_models(
-    root: Path | str, names: tuple[str, ...] = ALL_MODELS, config_text: str | None = None
+    root: Path | str,
+    names: tuple[str, ...] = ALL_MODELS,
+    config_text: str | None = None,
+    noop: bool = False,
 ) -> Path:
-    """Write the models ``names`` under ``root`` (created if needed) and return ``root``."""
+    """Write the models ``names`` under ``root`` (created if needed) and return ``root``;
+    with ``noop``, their no-op twins (``noop_model``) with the configs they ship."""
     root = Path(root)
     for seed, name in enumerate(names):
         folder = root / name
-        if name in MLP_LAYERS:
+        if noop and name in SIGNATURES:
+            (folder / "1").mkdir(parents=True, exist_ok=True)
+            onnx.save_model(noop_model(SIGNATURES[name]), str(folder / "1" / "model.onnx"))
+            shipped = EXAMPLES / name / "config.toml"
+            if name in COPIED and shipped.exists():
+                shutil.copyfile(shipped, folder / "config.toml")
+        elif name in MLP_LAYERS:
             (folder / "1").mkdir(parents=True, exist_ok=True)
             onnx.save_model(mlp_model(MLP_LAYERS[name], seed), str(folder / "1" / "model.onnx"))
         elif name in COPIED:
@@ -236,8 +302,9 @@ def main() -> None:
         "--models", nargs="+", default=list(ALL_MODELS), choices=[*ALL_MODELS, *RESNETS]
     )
     parser.add_argument("--config-text", help="config.toml text written for every model")
+    parser.add_argument("--noop", action="store_true", help="the models' no-op twins")
     args = parser.parse_args()
-    build_models(args.root, tuple(args.models), args.config_text)
+    build_models(args.root, tuple(args.models), args.config_text, args.noop)
     print(args.root)
 
 

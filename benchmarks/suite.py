@@ -45,6 +45,7 @@ ORTSERVE = "ortserve"
 WORKERS = "ortserve --workers 2"
 NO_BATCHING = "ortserve batching off"
 PROCESS = "ortserve --executor process"
+NO_OP = "ortserve no-op model"  # the small models' no-op twins: ortserve's own cost per request
 FLOOR_GRPC, FLOOR_HTTP, FLOOR_GRPC_X2 = "floor_grpc", "floor_http", "floor_grpc ×2"
 FLOOR_OF = {  # (served server, protocol) -> the floor it is compared with (streams: same mode)
     (ORTSERVE, "grpc"): FLOOR_GRPC,
@@ -54,6 +55,8 @@ FLOOR_OF = {  # (served server, protocol) -> the floor it is compared with (stre
     (WORKERS, "http"): FLOOR_HTTP,
     (NO_BATCHING, "grpc"): FLOOR_GRPC,
     (PROCESS, "grpc"): FLOOR_GRPC,
+    (NO_OP, "grpc"): FLOOR_GRPC,
+    (NO_OP, "http"): FLOOR_HTTP,
 }
 
 
@@ -90,7 +93,9 @@ def plan(quick: bool, device: str = "cpu") -> list[Planned]:
     for model in SMALL_MODELS:
         for c in concurrencies:
             items += _pair(ORTSERVE, FLOOR_GRPC, Point("grpc", model, c))
+        items.append(Planned(NO_OP, Point("grpc", model, 64)))  # next to its floor point
         items += _pair(ORTSERVE, FLOOR_HTTP, Point("http", model, 64, encoding="binary"))
+        items.append(Planned(NO_OP, Point("http", model, 64, encoding="binary")))
         # streams: Python c64 for per-message latency, compiled c256 (4 × 64) for throughput
         items += _pair(ORTSERVE, FLOOR_GRPC, Point("grpc-stream", model, 64, mode="python"))
         items += _pair(ORTSERVE, FLOOR_GRPC, Point("grpc-stream", model, STREAM_CONCURRENCY))
@@ -156,6 +161,8 @@ class Servers:
             return start_ortserve(name, self.repos["no_batching"], *device)
         if name == PROCESS:
             return start_ortserve(name, self.repos["all"], *device, "--executor", "process")
+        if name == NO_OP:
+            return start_ortserve(name, self.repos["noop"], *device)
         outputs = [arg for spec in output_specs(model) for arg in ("--output", str(spec))]
         args = ["--model", model, *outputs]
         if name == FLOOR_HTTP:
@@ -184,6 +191,7 @@ def measure_raw_ort(
         if quick:
             sizes = [str(b) for b in (1, 4, 16, 64, 256) if b <= default_max_batch(path)]
             args += ["--seconds", "0.5", "--warmup-s", "0.2", "--batches", *sizes]
+            args += ["--spaced-runs", "50"]
         print(f"raw ORT {model}", file=sys.stderr, flush=True)
         done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
         if done.returncode != 0:
@@ -273,8 +281,9 @@ def medians(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def add_ratios(points: list[dict[str, Any]], raw_ort: dict[str, Any]) -> None:
-    """served rows/s ÷ raw ORT best samples/s, and served req/s ÷ the matching floor's (a
-    stream point's floor is the floor's stream point of the same mode). Compiled ortserve
+    """served rows/s ÷ raw ORT best samples/s (not for no-op models: they run no model), and
+    served req/s and server µs/req ÷ the matching floor's (a stream point's floor is the
+    floor's stream point of the same mode). Compiled ortserve
     stream points also get their req/s and server µs/req ÷ the unary floor's at gRPC c64:
     the streaming targets are stated against that."""
     floors = {
@@ -283,15 +292,16 @@ def add_ratios(points: list[dict[str, Any]], raw_ort: dict[str, Any]) -> None:
         if not p["server"].startswith(ORTSERVE) and not p["rate"]
     }
     for p in points:
-        p["ratio_raw_ort"] = p["ratio_floor"] = None
+        p["ratio_raw_ort"] = p["ratio_floor"] = p["cpu_ratio_floor"] = None
         if not p["server"].startswith(ORTSERVE):
             continue
         best = raw_ort.get(p["model"], {}).get("best_samples_per_s")
-        if best:
+        if best and p["server"] != NO_OP:
             p["ratio_raw_ort"] = _ratio(p["throughput_rows_s"], best)
         floor = floors.get(_floor_key(FLOOR_OF.get((p["server"], p["protocol"])), p))
         if floor and not p["rate"]:
             p["ratio_floor"] = paired_ratio(p, floor, "req_s")
+            p["cpu_ratio_floor"] = paired_ratio(p, floor, "cpu_us_per_req")
         if p["server"] == ORTSERVE and p["protocol"] == "grpc-stream" and p["mode"] == "compiled":
             unary = {**p, "protocol": "grpc", "concurrency": 64, "rows": 1}
             floor = floors.get(_floor_key(FLOOR_GRPC, unary))
@@ -334,13 +344,14 @@ def _ratio(value: float | None, reference: float | None) -> float | None:
 
 
 def build_repos(root: Path, no_batching_config: str, device: str = "cpu") -> dict[str, Path]:
-    """Every model; the small ones (for ``--workers``); large_mlp with batching disabled. With
-    ``device`` "cuda" the first two hold the ResNet-50s too."""
+    """Every model; the small ones (for ``--workers``); large_mlp with batching disabled; the
+    small ones' no-op twins. With ``device`` "cuda" the first two hold the ResNet-50s too."""
     gpu = GPU_MODELS if device == "cuda" else ()
     return {
         "all": build_models(root / "all", (*ALL_MODELS, *gpu)),
         "small": build_models(root / "small", (*SMALL_MODELS, *gpu)),
         "no_batching": build_models(root / "no_batching", (LARGE_MODEL,), no_batching_config),
+        "noop": build_models(root / "noop", SMALL_MODELS, noop=True),
     }
 
 

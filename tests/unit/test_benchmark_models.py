@@ -1,4 +1,5 @@
-"""The benchmark's model set: the ResNet-50s the GPU suite serves, and where the suite uses them."""
+"""The benchmark's model set: the ResNet-50s the GPU suite serves and where the suite uses
+them, the no-op twins of the small models, and raw ORT's spaced runs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import onnxruntime as ort
 import pytest
 
 from benchmarks.models import RESNETS, SIGNATURES, build_models
+from benchmarks.raw_ort import measure_spaced
 from benchmarks.suite import GPU_MODELS, plan
 
 
@@ -38,3 +40,40 @@ def test_only_the_gpu_suite_serves_the_resnets() -> None:
         assert {("ortserve", model, 64), ("floor_grpc", model, 64)} <= cuda
         assert {("ortserve --workers 2", model, 64), ("ortserve", model, 1)} <= cuda
     assert not {p.point.model for p in plan(False, "cpu")} & set(GPU_MODELS)
+
+
+@pytest.mark.parametrize("name", ["small_mlp", "breast_cancer"])
+def test_a_noop_twin_takes_and_gives_what_its_model_does(tmp_path: Path, name: str) -> None:
+    build_models(tmp_path / "real", (name,))
+    build_models(tmp_path / "noop", (name,), noop=True)
+    real, noop = (
+        ort.InferenceSession(str(tmp_path / kind / name / "1" / "model.onnx"))
+        for kind in ("real", "noop")
+    )
+    for ours, theirs in (
+        (noop.get_inputs(), real.get_inputs()),
+        (noop.get_outputs(), real.get_outputs()),
+    ):
+        assert [(a.name, a.type, a.shape[1:]) for a in ours] == [
+            (a.name, a.type, a.shape[1:]) for a in theirs
+        ]
+    (spec,) = SIGNATURES[name].inputs
+    x = np.random.default_rng(1).random((5, *spec.dims)).astype(np.float32)
+    got = noop.run(None, {spec.name: x})
+    want = real.run(None, {spec.name: x})
+    assert [(g.shape, g.dtype) for g in got] == [(w.shape, w.dtype) for w in want]
+    alone = noop.run(None, {spec.name: x[2:3]})
+    for whole, row in zip(got, alone, strict=True):
+        np.testing.assert_array_equal(whole[2:3], row)  # each row's answer is its own
+    assert (tmp_path / "noop" / name / "config.toml").exists() == (name == "breast_cancer")
+
+
+def test_spaced_runs_are_timed_both_ways(tmp_path: Path) -> None:
+    build_models(tmp_path, ("breast_cancer",), noop=True)
+    session = ort.InferenceSession(str(tmp_path / "breast_cancer" / "1" / "model.onnx"))
+    spaced = measure_spaced(session, runs=20, gap_s=0.001)
+    assert spaced["batch"] == 8 and spaced["runs"] == 20 and spaced["gap_ms"] == 1.0
+    assert spaced["back_to_back_p50_ms"] > 0 and spaced["spaced_p50_ms"] > 0
+    assert spaced["spaced_ratio"] == round(
+        spaced["spaced_p50_ms"] / spaced["back_to_back_p50_ms"], 2
+    )
