@@ -118,7 +118,7 @@ class OrtRuntime:
         self.instances = config.instances
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads = [
-            threading.Thread(target=self._work, name=f"ort-{path.parent.name}-{i}", daemon=True)
+            threading.Thread(target=self._work, name=f"ort {self.label} #{i}", daemon=True)
             for i in range(config.instances)
         ]
         for thread in self._threads:
