@@ -8,9 +8,9 @@ threads, or ``--device cuda`` (CUDAExecutionProvider). Prints JSON.
 
 Back-to-back runs are the best case: a server's runs come apart, with the front end's work
 between them. So ``spaced`` also times batch-8 runs back to back and then each after
-``SPACED_GAP_S`` of busy Python on the same thread: on hosts whose caches other work (or other
-guests) takes over quickly, the spaced runs cost several times as much, and so does every
-model run in a server.
+``SPACED_GAP_S`` of busy Python on the same thread. Where the spaced runs are much slower (on
+the 2-core development VM, 2-8 times for the small models), a server's model runs cost nearer
+the spaced figure than the back-to-back one.
 
 Example: ``python -m benchmarks.raw_ort --model repo/small_mlp/1/model.onnx``
 """
