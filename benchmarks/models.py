@@ -34,6 +34,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from server.datatypes import DATATYPES
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "models"
 OPSET = 17
 IR_VERSION = 9
@@ -213,8 +215,7 @@ def noop_model(signature: Signature) -> onnx.ModelProto:
 
 
 def _onnx_type(datatype: str) -> int:
-    types = {"FP32": TensorProto.FLOAT, "FP16": TensorProto.FLOAT16, "INT64": TensorProto.INT64}
-    return types[datatype]
+    return int(helper.np_dtype_to_tensor_dtype(DATATYPES[datatype].dtype))
 
 
 def _value_info(tensor: Tensor) -> onnx.ValueInfoProto:
@@ -234,25 +235,28 @@ def build_models(
     for seed, name in enumerate(names):
         folder = root / name
         if noop and name in SIGNATURES:
-            (folder / "1").mkdir(parents=True, exist_ok=True)
-            onnx.save_model(noop_model(SIGNATURES[name]), str(folder / "1" / "model.onnx"))
+            _save(noop_model(SIGNATURES[name]), folder)
             shipped = EXAMPLES / name / "config.toml"
             if name in COPIED and shipped.exists():
                 shutil.copyfile(shipped, folder / "config.toml")
         elif name in MLP_LAYERS:
-            (folder / "1").mkdir(parents=True, exist_ok=True)
-            onnx.save_model(mlp_model(MLP_LAYERS[name], seed), str(folder / "1" / "model.onnx"))
+            _save(mlp_model(MLP_LAYERS[name], seed), folder)
         elif name in COPIED:
             shutil.copytree(EXAMPLES / name, folder, dirs_exist_ok=True)
         elif name in RESNETS:
-            (folder / "1").mkdir(parents=True, exist_ok=True)
-            onnx.save_model(resnet50_model(RESNETS[name], seed), str(folder / "1" / "model.onnx"))
+            _save(resnet50_model(RESNETS[name], seed), folder)
         else:
             known = ", ".join([*ALL_MODELS, *RESNETS])
             raise ValueError(f"unknown benchmark model {name!r} (known: {known})")
         if config_text is not None:
             write_config(folder / "config.toml", config_text)
     return root
+
+
+def _save(model: onnx.ModelProto, folder: Path) -> None:
+    """``model`` as version 1 of the model folder ``folder``."""
+    (folder / "1").mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, str(folder / "1" / "model.onnx"))
 
 
 def write_config(path: Path, text: str) -> None:

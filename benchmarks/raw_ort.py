@@ -26,14 +26,10 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from server.datatypes import BY_ONNX
+
 from .latency import percentiles_ms
 
-ONNX_DTYPES = {
-    "tensor(float)": np.float32,
-    "tensor(float16)": np.float16,
-    "tensor(double)": np.float64,
-    "tensor(int64)": np.int64,
-}
 LARGE_MODELS = ("large_mlp", "resnet50")  # also resnet50_fp16
 SPACED_BATCH = 8
 SPACED_GAP_S = 0.003
@@ -54,7 +50,9 @@ def feeds(session: ort.InferenceSession, batch: int) -> dict[str, np.ndarray]:
     out = {}
     for arg in session.get_inputs():
         shape = [batch, *(d if isinstance(d, int) else 1 for d in arg.shape[1:])]
-        out[arg.name] = rng.standard_normal(shape).astype(ONNX_DTYPES.get(arg.type, np.float32))
+        datatype = BY_ONNX.get(arg.type)
+        dtype = datatype.dtype if datatype is not None and datatype.itemsize else np.float32
+        out[arg.name] = rng.standard_normal(shape).astype(dtype)
     return out
 
 
