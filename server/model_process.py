@@ -50,26 +50,35 @@ def describe(args: list[Any]) -> list[list[Any]]:
 
 class ModelRunner:
     """A loaded session and how to run it: on CUDA with IO binding, each input copied to the
-    device once and each output back once. Both executors run models through it."""
+    device once and each output back once. Both executors run models through it.
 
-    def __init__(self, session: ort.InferenceSession, device_id: int) -> None:
+    A model with a string input or output runs without binding: ONNX Runtime binds only
+    non-string inputs, and copying a bound string output back crashes the process (1.32).
+    Its string kernels run on the CPU anyway. ``io_binding`` forces binding on or off; on a
+    CPU session bound outputs stay in host memory.
+    """
+
+    def __init__(
+        self, session: ort.InferenceSession, device_id: int, io_binding: bool | None = None
+    ) -> None:
         self.session = session
         self.cuda = "CUDAExecutionProvider" in session.get_providers()
-        self.device_id = device_id
-        self.string_outputs = {a.name for a in session.get_outputs() if a.type == "tensor(string)"}
+        self.output_device = ("cuda", device_id) if self.cuda else ("cpu", 0)
+        tensors = [*session.get_inputs(), *session.get_outputs()]
+        self.has_strings = any(a.type == "tensor(string)" for a in tensors)
+        wanted = self.cuda if io_binding is None else io_binding
+        self.io_binding = wanted and not self.has_strings
 
     def run(self, feeds: dict[str, Array], names: list[str]) -> list[Array]:
-        if not self.cuda:
+        if not self.io_binding:
             outputs: list[Array] = self.session.run(names, feeds)
             return outputs
         binding = self.session.io_binding()
         for name, array in feeds.items():
             binding.bind_cpu_input(name, np.ascontiguousarray(array))
+        device, index = self.output_device
         for name in names:
-            if name in self.string_outputs:  # string tensors live in host memory
-                binding.bind_output(name, "cpu")
-            else:
-                binding.bind_output(name, "cuda", self.device_id)
+            binding.bind_output(name, device, index)
         self.session.run_with_iobinding(binding)
         copied: list[Array] = binding.copy_outputs_to_cpu()
         return copied

@@ -165,3 +165,20 @@ def tile(repo: Path, name: str = "tile", repeats: int = 64) -> Path:
     return save(
         _model([helper.make_node("Tile", ["x", "times"], ["y"])], [x], [y], [times]), repo, name
     )
+
+
+def strings(repo: Path, name: str = "strings") -> Path:
+    """x (FP32) -> s = x as strings, y = x; t (strings) -> u = t."""
+    nodes = [
+        helper.make_node("Cast", ["x"], ["s"], to=TensorProto.STRING),
+        helper.make_node("Identity", ["x"], ["y"]),
+        helper.make_node("Identity", ["t"], ["u"]),
+    ]
+    info = helper.make_tensor_value_info
+    inputs = [info("x", TensorProto.FLOAT, ["b", 2]), info("t", TensorProto.STRING, ["b", 2])]
+    outputs = [
+        info("s", TensorProto.STRING, ["b", 2]),
+        info("y", TensorProto.FLOAT, ["b", 2]),
+        info("u", TensorProto.STRING, ["b", 2]),
+    ]
+    return save(_model(nodes, inputs, outputs), repo, name)

@@ -6,9 +6,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from server.model_process import ModelRunner
 from tests.conftest import start_server
 from tests.integration.clients import MODES, as_json, client_for, infer
 from tests.integration.test_datatypes import all_inputs, check_outputs
+from tests.onnx_models import identity, strings
 
 pytestmark = [
     pytest.mark.integration,
@@ -46,3 +48,17 @@ def test_every_datatype_on_cuda(cuda_server, mode):
     inputs = all_inputs((3, 5))
     outputs = ["OUT_" + name[3:] for name in inputs]
     check_outputs(infer(mode, client_for(mode, cuda_server), "identity", inputs, outputs), inputs)
+
+
+def test_cuda_sessions_bind_numeric_models_and_run_string_models_unbound(tmp_path):
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    numeric = ort.InferenceSession(str(identity(tmp_path, datatypes=["FP32"])), providers=providers)
+    runner = ModelRunner(numeric, 0)
+    assert runner.cuda and runner.io_binding
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    np.testing.assert_array_equal(runner.run({"IN_FP32": x}, ["OUT_FP32"])[0], x)
+    texts = ModelRunner(ort.InferenceSession(str(strings(tmp_path)), providers=providers), 0)
+    assert texts.cuda and not texts.io_binding
+    t = np.array([["a", "b"]], dtype=object)
+    s, y, u = texts.run({"x": x[:1, :2], "t": t}, ["s", "y", "u"])
+    assert s.tolist() == [["0", "1"]] and u.tolist() == t.tolist()
