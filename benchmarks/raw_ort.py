@@ -4,7 +4,9 @@ For batch sizes 1, 2, 4, ... up to ``--max-batch`` (default 256; 64 for ``large_
 ResNet-50s), runs the model back to back for ``--seconds`` after a short warm-up and records
 samples/s, batches/s and the p50/p99 latency of one run (inputs are numpy arrays, so on CUDA
 every run copies them to the device and back). CPU provider with ONNX Runtime's default
-threads, or ``--device cuda`` (CUDAExecutionProvider). Prints JSON.
+threads, or ``--device cuda`` (CUDAExecutionProvider with its default, exhaustive cuDNN
+algorithm search: at one fixed batch size that finds the fastest kernels, so the ceiling is the
+strictest one; the server asks cuDNN's heuristic, since its batch sizes vary). Prints JSON.
 
 Back-to-back runs are the best case: a server's runs come apart, with the front end's work
 between them. So ``spaced`` also times batch-8 runs back to back and then each after

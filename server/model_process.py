@@ -84,6 +84,12 @@ class ModelRunner:
         return copied
 
 
+def providers_from_wire(providers: list[Any]) -> list[Any]:
+    """Providers as ONNX Runtime takes them: a ``(name, options)`` entry arrives over JSON
+    as a list, which ONNX Runtime refuses (and then quietly falls back to the CPU)."""
+    return [p if isinstance(p, str) else (p[0], p[1]) for p in providers]
+
+
 def serve(sock: socket.socket, arena: model_ipc.Arena) -> int:
     hello = model_ipc.recv_frame(sock)
     if hello is None:
@@ -91,7 +97,9 @@ def serve(sock: socket.socket, arena: model_ipc.Arena) -> int:
     config = hello[0]
     try:
         session = ort.InferenceSession(
-            config["path"], session_options(config["options"]), providers=config["providers"]
+            config["path"],
+            session_options(config["options"]),
+            providers=providers_from_wire(config["providers"]),
         )
     except Exception as error:  # ORT raises its own pybind types for bad files
         model_ipc.send_frame(sock, {"error": str(error)})

@@ -30,7 +30,14 @@ from typing import Any, NamedTuple, cast
 from . import model_ipc
 from .batch_run import Ran, RunResult, split
 from .errors import ConfigError
-from .runtime import BatchDone, device_id, read_signature, resolve_providers, session_settings
+from .runtime import (
+    BatchDone,
+    check_providers,
+    device_id,
+    read_signature,
+    resolve_providers,
+    session_settings,
+)
 from .settings import RuntimeConfig
 from .types import Array
 
@@ -209,12 +216,13 @@ class ProcessRuntime:
     ) -> None:
         self.path = path
         self.label = label or str(path)
-        self.providers = resolve_providers(config.device or device)
+        wanted = config.device or device
+        self.providers = resolve_providers(wanted, config.cudnn_conv_algo_search)
         self._hello = {
             "path": str(path),
             "options": session_settings(config, default_threads),
             "providers": self.providers,
-            "device_id": device_id(config.device or device),
+            "device_id": device_id(wanted),
             "label": self.label,
         }
         self.instances = config.instances
@@ -228,6 +236,7 @@ class ProcessRuntime:
         try:
             for _ in range(config.instances):
                 self._processes.append(ModelProcess(self._hello, path))
+            check_providers(wanted, self.providers, self._processes[0].info["providers"], path)
         except BaseException:
             self.close()
             raise

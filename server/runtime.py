@@ -59,7 +59,7 @@ class ModelRuntime(Protocol):
     def close(self) -> None: ...
 
 
-def resolve_providers(device: str) -> list[Any]:
+def resolve_providers(device: str, conv_algo_search: str = "heuristic") -> list[Any]:
     """ONNX Runtime providers for ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
     available = ort.get_available_providers()
     has_cuda = "CUDAExecutionProvider" in available
@@ -70,7 +70,34 @@ def resolve_providers(device: str) -> list[Any]:
             f'device "{device}": this ONNX Runtime has no CUDAExecutionProvider '
             f"(available: {', '.join(available)}); install onnxruntime-gpu"
         )
-    return [("CUDAExecutionProvider", {"device_id": device_id(device)}), "CPUExecutionProvider"]
+    return [cuda_provider(device, conv_algo_search), "CPUExecutionProvider"]
+
+
+def cuda_provider(device: str, conv_algo_search: str) -> tuple[str, dict[str, Any]]:
+    """The CUDAExecutionProvider entry for ``cuda``/``cuda:N`` (or ``auto``: GPU 0)."""
+    options = {"device_id": device_id(device), "cudnn_conv_algo_search": conv_algo_search.upper()}
+    return ("CUDAExecutionProvider", options)
+
+
+def check_providers(device: str, wanted: list[Any], got: list[str], path: Path) -> None:
+    """A session asked for CUDA that ONNX Runtime put on the CPU instead (its CUDA libraries
+    failed to load, say): an error when the device was ``cuda``, a warning for ``auto``."""
+    if not any(_provider_name(p) == "CUDAExecutionProvider" for p in wanted):
+        return
+    if "CUDAExecutionProvider" in got:
+        return
+    message = (
+        f"{path}: ONNX Runtime could not run it on CUDA and fell back to {', '.join(got)}; "
+        "its log above says why"
+    )
+    if device == "auto":
+        log.warning("%s (device auto: serving it on the CPU)", message)
+        return
+    raise ConfigError(f'device "{device}": {message}')
+
+
+def _provider_name(provider: Any) -> str:
+    return str(provider if isinstance(provider, str) else provider[0])
 
 
 def device_id(device: str) -> int:
@@ -102,11 +129,13 @@ class OrtRuntime:
     ) -> None:
         self.path = path
         self.label = label or str(path)
-        self.providers = resolve_providers(config.device or device)
+        wanted = config.device or device
+        self.providers = resolve_providers(wanted, config.cudnn_conv_algo_search)
         options = session_options(session_settings(config, default_threads))
-        gpu = device_id(config.device or device)
+        gpu = device_id(wanted)
         self._runners: queue.SimpleQueue[ModelRunner] = queue.SimpleQueue()
         first = ModelRunner(self._load(options), gpu)
+        check_providers(wanted, self.providers, first.session.get_providers(), path)
         self._runners.put(first)
         for _ in range(config.instances - 1):
             self._runners.put(ModelRunner(self._load(options), gpu))

@@ -24,6 +24,8 @@ from .errors import ConfigError
 ENV_PREFIX = "ORTSERVE_"
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 GRAPH_OPTIMIZATIONS = ("disable", "basic", "extended", "all")
+# cuDNN convolution algorithm choice on CUDA (ONNX Runtime's cudnn_conv_algo_search)
+CONV_ALGO_SEARCHES = ("heuristic", "exhaustive", "default")
 EXECUTORS = ("thread", "process")
 
 
@@ -132,6 +134,9 @@ class RuntimeConfig:
     allow_spinning: bool = False  # idle ORT threads spinning would take the front end's CPU
     graph_optimization: str = "all"
     executor: str | None = None  # None: the server's executor ("process" or "thread")
+    # "exhaustive" (ONNX Runtime's own default) times every algorithm for each new input shape,
+    # which can take a second on a convolutional model, and each new batch size is a new shape
+    cudnn_conv_algo_search: str = "heuristic"
 
     def __post_init__(self) -> None:
         if self.device is not None:
@@ -146,6 +151,11 @@ class RuntimeConfig:
             raise ConfigError(
                 f'runtime.graph_optimization: "{self.graph_optimization}" is not one of '
                 + ", ".join(GRAPH_OPTIMIZATIONS)
+            )
+        if self.cudnn_conv_algo_search not in CONV_ALGO_SEARCHES:
+            raise ConfigError(
+                f'runtime.cudnn_conv_algo_search: "{self.cudnn_conv_algo_search}" is not one of '
+                + ", ".join(CONV_ALGO_SEARCHES)
             )
 
 

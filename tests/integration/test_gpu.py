@@ -7,6 +7,7 @@ import onnxruntime as ort
 import pytest
 
 from server.model_process import ModelRunner
+from server.runtime import resolve_providers
 from tests.conftest import start_server
 from tests.integration.clients import MODES, as_json, client_for, infer
 from tests.integration.test_datatypes import all_inputs, check_outputs
@@ -62,3 +63,23 @@ def test_cuda_sessions_bind_numeric_models_and_run_string_models_unbound(tmp_pat
     t = np.array([["a", "b"]], dtype=object)
     s, y, u = texts.run({"x": x[:1, :2], "t": t}, ["s", "y", "u"])
     assert s.tolist() == [["0", "1"]] and u.tolist() == t.tolist()
+
+
+def test_cuda_sessions_ask_cudnn_for_its_heuristic_choice(model_repo):
+    path = model_repo / "mlp" / "2" / "model.onnx"
+    session = ort.InferenceSession(str(path), providers=resolve_providers("cuda"))
+    options = session.get_provider_options()["CUDAExecutionProvider"]
+    assert options["cudnn_conv_algo_search"] == "HEURISTIC"
+
+
+def test_the_process_executor_runs_models_on_cuda(model_repo):
+    # Provider options reach a model process as JSON lists; restored, the model stays on CUDA.
+    server = start_server(model_repo, "--device", "cuda", "--executor", "process")
+    try:
+        config = as_json("grpc", client_for("grpc", server).get_model_config, "mlp")
+        assert config["instance_group"][0]["kind"] == "KIND_GPU"
+        x = np.ones((2, 64), np.float32)
+        got = infer("grpc", client_for("grpc", server), "mlp", {"x": x}, ["logits"])
+        assert got.as_numpy("logits").shape[0] == 2
+    finally:
+        assert server.stop() == 0

@@ -231,6 +231,7 @@ def test_model_config_defaults_without_a_file(tmp_path: Path) -> None:
     assert load_model_config(tmp_path / "config.toml") == ModelConfig()
     assert ModelConfig().batching.max_batch_size is None
     assert ModelConfig().runtime == RuntimeConfig()
+    assert RuntimeConfig().cudnn_conv_algo_search == "heuristic"  # not ONNX Runtime's exhaustive
 
 
 def test_model_config_file(tmp_path: Path) -> None:
@@ -238,7 +239,8 @@ def test_model_config_file(tmp_path: Path) -> None:
         tmp_path,
         "[batching]\nmax_batch_size = 8\n"
         '[runtime]\ndevice = "cpu"\ninstances = 2\nintra_op_threads = 3\n'
-        'inter_op_threads = 1\ngraph_optimization = "basic"\nexecutor = "process"\n',
+        'inter_op_threads = 1\ngraph_optimization = "basic"\nexecutor = "process"\n'
+        'cudnn_conv_algo_search = "exhaustive"\n',
         "config.toml",
     )
     config = load_model_config(path)
@@ -250,6 +252,7 @@ def test_model_config_file(tmp_path: Path) -> None:
         inter_op_threads=1,
         graph_optimization="basic",
         executor="process",
+        cudnn_conv_algo_search="exhaustive",
     )
 
 
@@ -294,6 +297,7 @@ def test_model_config_wrong_type_names_key_and_file(tmp_path: Path, text: str, k
         ('[runtime]\ngraph_optimization = "max"\n', "runtime.graph_optimization"),
         ('[runtime]\ndevice = "gpu"\n', "runtime.device"),
         ('[runtime]\nexecutor = "fork"\n', "runtime.executor"),
+        ('[runtime]\ncudnn_conv_algo_search = "fast"\n', "runtime.cudnn_conv_algo_search"),
     ],
 )
 def test_model_config_bad_value_names_key_and_file(tmp_path: Path, text: str, key: str) -> None:
