@@ -9,6 +9,10 @@ which the event loop needs for every request.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
+import logging
 import signal
 import socket
 import sys
@@ -21,6 +25,8 @@ import onnxruntime as ort
 from . import model_ipc
 from .batch_run import nonfinite_of, run_batch
 from .types import Array
+
+log = logging.getLogger(__name__)
 
 OPTIMIZATION = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -41,6 +47,30 @@ def session_options(options: dict[str, Any]) -> ort.SessionOptions:
     result.add_session_config_entry("session.intra_op.allow_spinning", spin)
     result.add_session_config_entry("session.inter_op.allow_spinning", spin)
     return result
+
+
+def wants_cuda(providers: list[Any]) -> bool:
+    return any((p if isinstance(p, str) else p[0]) == "CUDAExecutionProvider" for p in providers)
+
+
+@functools.cache
+def preload_cuda_libraries() -> None:
+    """Load CUDA and cuDNN once per process before the first CUDA session, from NVIDIA's pip
+    packages or the default library paths, as ONNX Runtime's GPU build asks of a pip install
+    (without them its CUDA provider fails to load and the session lands on the CPU). What it
+    could not load is logged; a CPU build of ONNX Runtime does nothing here."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(said):
+            preload()
+    except Exception as error:  # a broken install shows up again when the session loads
+        log.warning("ONNX Runtime could not preload the CUDA libraries: %s", error)
+    for line in said.getvalue().splitlines():
+        if line.strip():
+            log.warning("ONNX Runtime, loading CUDA libraries: %s", line.strip())
 
 
 def describe(args: list[Any]) -> list[list[Any]]:
@@ -95,11 +125,14 @@ def serve(sock: socket.socket, arena: model_ipc.Arena) -> int:
     if hello is None:
         return 0
     config = hello[0]
+    providers = providers_from_wire(config["providers"])
+    if wants_cuda(providers):
+        preload_cuda_libraries()
     try:
         session = ort.InferenceSession(
             config["path"],
             session_options(config["options"]),
-            providers=providers_from_wire(config["providers"]),
+            providers=providers,
         )
     except Exception as error:  # ORT raises its own pybind types for bad files
         model_ipc.send_frame(sock, {"error": str(error)})

@@ -25,7 +25,7 @@ import onnxruntime as ort
 from .batch_run import Ran, RunResult, concatenate, run_batch, split
 from .datatypes import BY_ONNX
 from .errors import ConfigError
-from .model_process import ModelRunner, session_options
+from .model_process import ModelRunner, preload_cuda_libraries, session_options, wants_cuda
 from .settings import RuntimeConfig
 from .types import Array, ModelSignature, TensorSpec
 
@@ -82,7 +82,7 @@ def cuda_provider(device: str, conv_algo_search: str) -> tuple[str, dict[str, An
 def check_providers(device: str, wanted: list[Any], got: list[str], path: Path) -> None:
     """A session asked for CUDA that ONNX Runtime put on the CPU instead (its CUDA libraries
     failed to load, say): an error when the device was ``cuda``, a warning for ``auto``."""
-    if not any(_provider_name(p) == "CUDAExecutionProvider" for p in wanted):
+    if not wants_cuda(wanted):
         return
     if "CUDAExecutionProvider" in got:
         return
@@ -94,10 +94,6 @@ def check_providers(device: str, wanted: list[Any], got: list[str], path: Path) 
         log.warning("%s (device auto: serving it on the CPU)", message)
         return
     raise ConfigError(f'device "{device}": {message}')
-
-
-def _provider_name(provider: Any) -> str:
-    return str(provider if isinstance(provider, str) else provider[0])
 
 
 def device_id(device: str) -> int:
@@ -131,6 +127,8 @@ class OrtRuntime:
         self.label = label or str(path)
         wanted = config.device or device
         self.providers = resolve_providers(wanted, config.cudnn_conv_algo_search)
+        if wants_cuda(self.providers):
+            preload_cuda_libraries()
         options = session_options(session_settings(config, default_threads))
         gpu = device_id(wanted)
         self._runners: queue.SimpleQueue[ModelRunner] = queue.SimpleQueue()

@@ -143,9 +143,13 @@ async def _wait_started(supervisor: Supervisor, stop: asyncio.Event) -> bool:
     others: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
     others += [asyncio.ensure_future(p.wait()) for p in supervisor.processes.values()]
     await asyncio.wait([ready, *others], return_when=asyncio.FIRST_COMPLETED)
+    started = ready.done() and not ready.cancelled() and not stop.is_set()
     for future in (ready, *others):
         future.cancel()
-    return ready.done() and not ready.cancelled() and not stop.is_set()
+    # A cancelled gather ends with CancelledError as its exception: collect it, or asyncio
+    # logs "exception was never retrieved" with a traceback when the future is collected.
+    await asyncio.gather(ready, *others, return_exceptions=True)
+    return started
 
 
 def run_workers(settings: Settings, argv: list[str]) -> int:

@@ -64,3 +64,4 @@ def test_a_worker_that_cannot_start_stops_the_parent(tmp_path):
     result = run_to_exit(tmp_path, "--workers", "2")
     assert result.returncode == 2
     assert "bogus" in result.stderr and "ortserve ready" not in result.stdout
+    assert "Traceback" not in result.stderr and "never retrieved" not in result.stderr

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from server.errors import ConfigError
-from server.model_process import providers_from_wire
+from server.model_process import preload_cuda_libraries, providers_from_wire, wants_cuda
 from server.runtime import check_providers, cuda_provider, resolve_providers
 from tests.onnx_models import identity
 
@@ -75,3 +75,19 @@ def test_provider_options_survive_the_trip_to_a_model_process(
     session = ort.InferenceSession(str(identity(tmp_path, datatypes=["FP32"])), providers=providers)
     assert session.get_providers() == ["CPUExecutionProvider"]
     assert "EP Error" not in capfd.readouterr().out  # no refusal and quiet fallback
+
+
+def test_wants_cuda_reads_names_and_name_option_pairs() -> None:
+    assert wants_cuda(CUDA)
+    assert wants_cuda([["CUDAExecutionProvider", {}]])
+    assert not wants_cuda(["CPUExecutionProvider"])
+
+
+@pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(), reason="CUDA is here")
+def test_preloading_cuda_libraries_is_quiet_on_a_cpu_build(
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    preload_cuda_libraries.cache_clear()
+    with caplog.at_level(logging.WARNING):
+        preload_cuda_libraries()
+    assert caplog.text == "" and capfd.readouterr().out == ""
