@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import signal
 import socket
@@ -230,6 +231,11 @@ class App:
                     http_task.result()
                     raise RuntimeError("HTTP server stopped during start-up")
                 await asyncio.sleep(0.01)
+            # What start-up made (modules, models, servers) lives as long as the process: out
+            # of the collector's way, a full collection under load stops the event loop for
+            # about 1 ms instead of 30-40 (small_mlp gRPC c64, 2-core VM). Frozen cycles are
+            # never collected: unloading a model while serving would need gc.unfreeze() first.
+            gc.freeze()
             service.is_accepting = True
             addresses = (
                 f"http={address(settings.host, http_port)} grpc={address(settings.host, grpc_port)}"
