@@ -289,6 +289,7 @@ def run_point(
         ),
         "host_steal_share": None if window.host_shares is None else round(window.host_shares[0], 3),
         "host_idle_share": None if window.host_shares is None else round(window.host_shares[1], 3),
+        "server_stats": None if target.is_floor else window.server_breakdown(),
         "note": "; ".join(measured.notes),
     }
 

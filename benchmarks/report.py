@@ -190,6 +190,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"{_ratio(p.get('cpu_ratio_floor'))} |"
         )
     lines += _streaming_lines(results["points"])
+    lines += inside_lines(results["points"])
     notes = [p for p in results["points"] if p.get("note")]
     if notes:
         lines += ["", "Notes:", ""]
@@ -225,6 +226,37 @@ def _streaming_lines(points: list[dict[str, Any]]) -> list[str]:
             f"| {p['model']} | {p['server']} | {p['label']} | {p['throughput_req_s']:,.0f} | "
             f"{_ratio(p['ratio_unary_floor'])} | {_fmt(p['server_cpu_us_per_req'], ',.0f')} | "
             f"{_ratio(p['cpu_ratio_unary_floor'])} |"
+        )
+    return lines
+
+
+def inside_lines(points: list[dict[str, Any]]) -> list[str]:
+    """Where a request's time went inside ortserve at each point with statistics."""
+    inside = [p for p in sorted(points, key=_order) if p.get("server_stats")]
+    if not inside:
+        return []
+    lines = [
+        "",
+        "Inside ortserve, from its V2 statistics over each point's window (the median repeat): "
+        "rows per model run, and the mean µs per request from the validated request to its "
+        "answer (**request**), waiting for a run (**queue**), and in its run's input, model "
+        "and output stages (each request is charged its run's times, as Triton does). The "
+        "client's p50 minus **request** is the rest: transport, the gRPC or HTTP stack, "
+        "decoding and encoding.",
+        "",
+        "| model | server | point | rows/run | request µs | queue µs | input µs | model µs "
+        "| output µs | client p50 µs |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p in inside:
+        st = p["server_stats"]
+        p50 = p["latency_ms"]["p50"]
+        lines.append(
+            f"| {p['model']} | {p['server']} | {p['label']} | {_fmt(st['rows_per_run'])} | "
+            f"{_fmt(st['request_us'], ',.0f')} | {_fmt(st['queue_us'], ',.0f')} | "
+            f"{_fmt(st['compute_input_us'], ',.0f')} | {_fmt(st['compute_infer_us'], ',.0f')} | "
+            f"{_fmt(st['compute_output_us'], ',.0f')} | "
+            f"{_fmt(None if p50 is None else p50 * 1000, ',.0f')} |"
         )
     return lines
 

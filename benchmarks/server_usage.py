@@ -1,6 +1,7 @@
 """What a server spent during a run: CPU seconds of its processes (and all their
 descendants, for multi-process servers) from ``/proc``, and its success/fail counts from the
-V2 statistics endpoint (``GET /v2/models/{name}/stats``, Triton's JSON) when it answers 200;
+V2 statistics endpoint (``GET /v2/models/{name}/stats``, Triton's JSON) when it answers 200,
+with where a request's time went inside the server (rows per run, queue and compute times);
 and what the whole host did meanwhile (``/proc/stat``: the share of its CPU time stolen by
 the hypervisor for other guests, and the share left idle), which says how far a point's
 figures can be trusted on a shared machine. ``UsageWindow`` brackets a measured phase with
@@ -84,12 +85,19 @@ def host_times() -> HostTimes | None:
     return HostTimes(total=total, idle=idle + iowait, steal=steal)
 
 
+STAGES = ("success", "queue", "compute_input", "compute_infer", "compute_output")
+
+
 @dataclass(frozen=True)
 class InferCounts:
-    """Cumulative successful and failed inferences of one model (all its versions)."""
+    """Cumulative statistics of one model (all its versions): successful and failed
+    inferences, rows and model runs, and (count, ns) of each stage in ``STAGES``."""
 
     success: int
     fail: int
+    rows: int = 0  # inference_count: successful rows
+    runs: int = 0  # execution_count: model runs
+    stages: tuple[tuple[int, int], ...] = ()  # (count, ns) per STAGES entry
 
 
 def infer_counts(http: str | None, model: str, timeout_s: float = 5.0) -> InferCounts | None:
@@ -101,13 +109,42 @@ def infer_counts(http: str | None, model: str, timeout_s: float = 5.0) -> InferC
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
             doc = json.load(response)
-        stats = [s["inference_stats"] for s in doc["model_stats"]]
+        versions = doc["model_stats"]
+        stats = [v["inference_stats"] for v in versions]
+        stages = tuple(
+            (
+                sum(int(s.get(stage, {}).get("count", 0)) for s in stats),
+                sum(int(s.get(stage, {}).get("ns", 0)) for s in stats),
+            )
+            for stage in STAGES
+        )
         return InferCounts(
             success=sum(int(s["success"]["count"]) for s in stats),
             fail=sum(int(s["fail"]["count"]) for s in stats),
+            rows=sum(int(v.get("inference_count", 0)) for v in versions),
+            runs=sum(int(v.get("execution_count", 0)) for v in versions),
+            stages=stages,
         )
-    except (OSError, ValueError, KeyError, TypeError, urllib.error.URLError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, urllib.error.URLError):
         return None
+
+
+def breakdown(before: InferCounts, after: InferCounts) -> dict[str, float | None] | None:
+    """Where a request's time went inside the server between two reads, from its statistics:
+    rows per model run, and the mean µs per request of each stage (``request_us``: from
+    arrival to answer; ``queue_us``: waiting for a run; ``compute_*_us``: the runs it was in,
+    as the V2 statistics charge them). None when no run finished in between."""
+    runs = after.runs - before.runs
+    if runs <= 0 or len(after.stages) != len(STAGES) or len(before.stages) != len(STAGES):
+        return None
+    out: dict[str, float | None] = {"rows_per_run": round((after.rows - before.rows) / runs, 2)}
+    for stage, (count_a, ns_a), (count_b, ns_b) in zip(
+        STAGES, after.stages, before.stages, strict=True
+    ):
+        count = count_a - count_b
+        key = "request_us" if stage == "success" else f"{stage}_us"
+        out[key] = round((ns_a - ns_b) / count / 1000, 1) if count > 0 else None
+    return out
 
 
 class UsageWindow:
@@ -153,6 +190,12 @@ class UsageWindow:
             self.host_shares = now.shares_since(self._host)
         if self._timer is not None:
             self._timer.join()
+
+    def server_breakdown(self) -> dict[str, float | None] | None:
+        """``breakdown`` over the window, None without statistics."""
+        if len(self.counts) == 2 and self.counts[0] and self.counts[1]:
+            return breakdown(self.counts[0], self.counts[1])
+        return None
 
     def server_errors(self) -> int | None:
         """Failures the statistics counted in the window, None without statistics."""

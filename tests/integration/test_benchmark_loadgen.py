@@ -56,6 +56,10 @@ def test_a_point_against_ortserve_has_no_errors_and_a_full_record(
     record = run_point(point, target, duration_s=1.0, warmup_s=0.3)
     _check(record)
     assert record["errors"] == 0 and record["server_errors"] == 0
+    inside = record["server_stats"]  # from the server's statistics over the window
+    assert inside is not None and inside["rows_per_run"] >= 1
+    assert 0 < inside["compute_infer_us"] <= inside["request_us"]
+    assert 0 <= inside["queue_us"] <= inside["request_us"]
 
 
 def test_the_floor_answers_unary_and_stream_points(floor: Server) -> None:
@@ -63,4 +67,4 @@ def test_the_floor_answers_unary_and_stream_points(floor: Server) -> None:
     for point in (Point("grpc", MODEL, concurrency=4), Point("grpc-stream", MODEL, concurrency=8)):
         record = run_point(point, target, duration_s=1.0, warmup_s=0.3)
         _check(record)
-        assert record["errors"] == 0
+        assert record["errors"] == 0 and record["server_stats"] is None

@@ -1,4 +1,5 @@
-"""The host's CPU shares a benchmark point records (steal and idle, from /proc/stat)."""
+"""What a benchmark point records of the host (steal and idle CPU shares, from /proc/stat) and
+of the server's own statistics (where a request's time went)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import time
 
 import pytest
 
-from benchmarks.server_usage import HostTimes, host_times
+from benchmarks.report import inside_lines
+from benchmarks.server_usage import STAGES, HostTimes, InferCounts, breakdown, host_times
 
 
 def test_shares_are_the_steal_and_idle_parts_of_the_time_that_passed() -> None:
@@ -35,3 +37,72 @@ def test_the_host_times_of_a_busy_moment_give_shares_between_0_and_1() -> None:
     assert shares is not None
     steal, idle = shares
     assert 0.0 <= steal <= 1.0 and 0.0 <= idle < 1.0
+
+
+def _counts(rows: int, runs: int, **stages: tuple[int, int]) -> InferCounts:
+    return InferCounts(
+        success=stages["success"][0],
+        fail=0,
+        rows=rows,
+        runs=runs,
+        stages=tuple(stages[name] for name in STAGES),
+    )
+
+
+def test_the_breakdown_is_per_request_means_between_two_reads() -> None:
+    before = _counts(
+        100,
+        10,
+        success=(100, 50_000_000),
+        queue=(100, 1_000_000),
+        compute_input=(100, 2_000_000),
+        compute_infer=(100, 30_000_000),
+        compute_output=(100, 500_000),
+    )
+    # 400 requests, 800 rows, in 20 runs: 40 rows per run
+    after = _counts(
+        900,
+        30,
+        success=(500, 450_000_000),  # 400 ms more: 1,000 µs each
+        queue=(500, 81_000_000),  # 200 µs each
+        compute_input=(500, 6_000_000),  # 10 µs
+        compute_infer=(500, 270_000_000),  # 600 µs
+        compute_output=(500, 4_500_000),  # 10 µs
+    )
+    assert breakdown(before, after) == {
+        "rows_per_run": 40.0,
+        "request_us": 1000.0,
+        "queue_us": 200.0,
+        "compute_input_us": 10.0,
+        "compute_infer_us": 600.0,
+        "compute_output_us": 10.0,
+    }
+    assert breakdown(after, after) is None  # no run finished in between
+
+
+def test_the_report_shows_the_breakdown_next_to_the_client_latency() -> None:
+    point = {
+        "model": "m",
+        "server": "ortserve",
+        "label": "grpc c64",
+        "protocol": "grpc",
+        "encoding": "binary",
+        "rows": 1,
+        "rate": None,
+        "concurrency": 64,
+        "mode": "compiled",
+        "latency_ms": {"p50": 1.5},
+        "server_stats": {
+            "rows_per_run": 40.0,
+            "request_us": 1000.0,
+            "queue_us": 200.0,
+            "compute_input_us": 10.0,
+            "compute_infer_us": 600.0,
+            "compute_output_us": None,
+        },
+    }
+    floor = {**point, "server": "floor_grpc", "server_stats": None}
+    lines = inside_lines([point, floor])
+    assert lines[-1] == "| m | ortserve | grpc c64 | 40.0 | 1,000 | 200 | 10 | 600 | — | 1,500 |"
+    assert not any("floor_grpc" in line for line in lines)
+    assert inside_lines([floor]) == []
