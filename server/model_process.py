@@ -50,6 +50,7 @@ def session_options(options: dict[str, Any]) -> ort.SessionOptions:
 
 
 def wants_cuda(providers: list[Any]) -> bool:
+    """Whether ``providers`` (names, or ``(name, options)`` pairs) ask for CUDA."""
     return any((p if isinstance(p, str) else p[0]) == "CUDAExecutionProvider" for p in providers)
 
 
