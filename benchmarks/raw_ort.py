@@ -3,10 +3,11 @@
 For batch sizes 1, 2, 4, ... up to ``--max-batch`` (default 256; 64 for ``large_mlp`` and the
 ResNet-50s), runs the model back to back for ``--seconds`` after a short warm-up and records
 samples/s, batches/s and the p50/p99 latency of one run (inputs are numpy arrays, so on CUDA
-every run copies them to the device and back). CPU provider with ONNX Runtime's default
-threads, or ``--device cuda`` (CUDAExecutionProvider with its default, exhaustive cuDNN
-algorithm search: at one fixed batch size that finds the fastest kernels, so the ceiling is the
-strictest one; the server asks cuDNN's heuristic, since its batch sizes vary). Prints JSON.
+every run copies them to the device and back; ``to_device_p50_ms`` times that input copy
+alone). CPU provider with ONNX Runtime's default threads, or ``--device cuda``
+(CUDAExecutionProvider with its default, exhaustive cuDNN algorithm search: at one fixed batch
+size that finds the fastest kernels, so the ceiling is the strictest one; the server asks
+cuDNN's heuristic, since its batch sizes vary). Prints JSON.
 
 Back-to-back runs are the best case: a server's runs come apart, with the front end's work
 between them. So ``spaced`` also times batch-8 runs back to back and then each after
@@ -58,10 +59,27 @@ def feeds(session: ort.InferenceSession, batch: int) -> dict[str, np.ndarray]:
     return out
 
 
+def measure_copy(
+    session: ort.InferenceSession, batch: int, device: str = "cuda", runs: int = 20
+) -> float:
+    """p50 ms to copy ``batch`` rows of every input from numpy into ``device`` memory with
+    ONNX Runtime's own copy (as a server's IO binding copies a batch): how much of a GPU run
+    at that batch size is the host-to-device copy."""
+    inputs = feeds(session, batch)
+    times = []
+    for _ in range(runs + 2):  # the first two allocate
+        start = time.perf_counter()
+        values = [ort.OrtValue.ortvalue_from_numpy(a, device, 0) for a in inputs.values()]
+        times.append(time.perf_counter() - start)
+        del values
+    return percentiles_ms(times[2:], 1.0)["p50"]
+
+
 def measure_batch(
     session: ort.InferenceSession, batch: int, seconds: float, warmup_s: float
 ) -> dict[str, Any]:
-    """Run ``session`` on ``batch`` rows back to back for ``seconds``."""
+    """Run ``session`` on ``batch`` rows back to back for ``seconds``; on CUDA also time the
+    copy of its inputs to the device (``to_device_p50_ms``, else None)."""
     inputs = feeds(session, batch)
     deadline = time.perf_counter() + warmup_s
     while time.perf_counter() < deadline:
@@ -84,6 +102,11 @@ def measure_batch(
         "batches_per_s": round(len(latencies) / elapsed, 1),
         "p50_ms": percentiles["p50"],
         "p99_ms": percentiles["p99"],
+        "to_device_p50_ms": (
+            measure_copy(session, batch)
+            if "CUDAExecutionProvider" in session.get_providers()
+            else None
+        ),
     }
 
 

@@ -142,20 +142,24 @@ def markdown(results: dict[str, Any]) -> str:
         "**spaced**: batch-8 runs back to back, then each after 3 ms of busy Python on the "
         "same thread; p50 ms of each and how many times slower the spaced ones were. A "
         "server's runs come spaced like that, so they cost nearer the spaced figure than the "
-        "back-to-back runs the ceiling is measured with.",
+        "back-to-back runs the ceiling is measured with. **best batch to GPU** (CUDA only): "
+        "the p50 ms of copying the best batch's inputs from numpy to the device, a part of "
+        "each of its runs.",
         "",
         "| model | best batch | best samples/s | batch 1 samples/s | batch 1 p50 ms "
-        "| spaced: back to back, after gap (× slower) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| spaced: back to back, after gap (× slower) | best batch to GPU ms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for model, raw in results["raw_ort"].items():
         if "error" in raw:
-            lines.append(f"| {model} | failed: {raw['error'][-200:]} | | | | |")
+            lines.append(f"| {model} | failed: {raw['error'][-200:]} | | | | | |")
             continue
         first = raw["points"][0]
+        best = next(p for p in raw["points"] if p["batch"] == raw["best_batch"])
         lines.append(
             f"| {model} | {raw['best_batch']} | {raw['best_samples_per_s']:,.0f} | "
-            f"{first['samples_per_s']:,.0f} | {first['p50_ms']} | {_spaced(raw.get('spaced'))} |"
+            f"{first['samples_per_s']:,.0f} | {first['p50_ms']} | {_spaced(raw.get('spaced'))} | "
+            f"{_fmt(best.get('to_device_p50_ms'))} |"
         )
     lines += [
         "",

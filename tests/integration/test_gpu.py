@@ -6,6 +6,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from benchmarks.raw_ort import measure_batch
 from server.model_process import ModelRunner
 from server.runtime import resolve_providers
 from tests.conftest import start_server
@@ -83,3 +84,9 @@ def test_the_process_executor_runs_models_on_cuda(model_repo):
         assert got.as_numpy("logits").shape[0] == 2
     finally:
         assert server.stop() == 0
+
+
+def test_raw_ort_times_the_copy_of_a_batch_to_the_gpu(model_repo):
+    path = model_repo / "mlp" / "2" / "model.onnx"
+    session = ort.InferenceSession(str(path), providers=resolve_providers("cuda"))
+    assert measure_batch(session, 8, 0.05, 0.01)["to_device_p50_ms"] > 0
