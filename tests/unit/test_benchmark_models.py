@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 
 from benchmarks.models import RESNETS, SIGNATURES, build_models
-from benchmarks.raw_ort import measure_batch, measure_copy, measure_spaced
+from benchmarks.raw_ort import feeds, measure_batch, measure_copy, measure_spaced
 from benchmarks.suite import GPU_MODELS, plan
 
 
@@ -84,4 +84,4 @@ def test_raw_ort_times_the_input_copy_only_where_there_is_a_device(tmp_path: Pat
     path = tmp_path / "small_mlp" / "1" / "model.onnx"
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert measure_batch(session, 4, 0.05, 0.01)["to_device_p50_ms"] is None  # no GPU: no copy
-    assert measure_copy(session, 4, "cpu", runs=3) >= 0  # the same timing, on host memory
+    assert measure_copy(feeds(session, 4), "cpu", runs=3) >= 0  # the same timing, on host memory
