@@ -2,9 +2,10 @@
 
 For batch sizes 1, 2, 4, ... up to ``--max-batch`` (default 256; 64 for ``large_mlp`` and the
 ResNet-50s), runs the model back to back for ``--seconds`` after a short warm-up and records
-samples/s, batches/s and the p50/p99 latency of one run (inputs are numpy arrays, so on CUDA
-every run copies them to the device and back; ``to_device_p50_ms`` times that input copy
-alone). CPU provider with ONNX Runtime's default threads, or ``--device cuda``
+samples/s, batches/s, the p50/p99 latency of one run and the CPU time of the whole process
+(every thread, ONNX Runtime's pool too) per sample. Inputs are numpy arrays, so on CUDA every
+run copies them to the device and back; ``to_device_p50_ms`` times that input copy alone.
+CPU provider with ONNX Runtime's default threads, or ``--device cuda``
 (CUDAExecutionProvider with its default, exhaustive cuDNN algorithm search: at one fixed batch
 size that finds the fastest kernels, so the ceiling is the strictest one; the server asks
 cuDNN's heuristic, since its batch sizes vary). Prints JSON.
@@ -69,19 +70,22 @@ def measure_copy(inputs: dict[str, np.ndarray], device: str = "cuda", runs: int 
         values = [ort.OrtValue.ortvalue_from_numpy(a, device, 0) for a in inputs.values()]
         times.append(time.perf_counter() - start)
         del values
-    return percentiles_ms(times[2:], 1.0)["p50"]
+    p50 = percentiles_ms(times[2:], 1.0)["p50"]
+    return p50 if p50 is not None else 0.0  # None only without runs
 
 
 def measure_batch(
     session: ort.InferenceSession, batch: int, seconds: float, warmup_s: float
 ) -> dict[str, Any]:
     """Run ``session`` on ``batch`` rows back to back for ``seconds``; on CUDA also time the
-    copy of its inputs to the device (``to_device_p50_ms``, else None)."""
+    copy of its inputs to the device (``to_device_p50_ms``, else None). ``cpu_us_per_sample``
+    is the CPU time of the whole process (every thread) over the runs, per sample."""
     inputs = feeds(session, batch)
     deadline = time.perf_counter() + warmup_s
     while time.perf_counter() < deadline:
         session.run(None, inputs)
     latencies = []
+    cpu_start = time.process_time()
     start = time.perf_counter()
     end = start + seconds
     now = start
@@ -91,6 +95,7 @@ def measure_batch(
         latencies.append(done - now)
         now = done
     elapsed = now - start
+    cpu_s = time.process_time() - cpu_start
     percentiles = percentiles_ms(latencies, 1.0)
     return {
         "batch": batch,
@@ -99,6 +104,7 @@ def measure_batch(
         "batches_per_s": round(len(latencies) / elapsed, 1),
         "p50_ms": percentiles["p50"],
         "p99_ms": percentiles["p99"],
+        "cpu_us_per_sample": round(cpu_s * 1e6 / (batch * len(latencies)), 1),
         "to_device_p50_ms": (
             measure_copy(inputs) if "CUDAExecutionProvider" in session.get_providers() else None
         ),
@@ -131,7 +137,7 @@ def measure_spaced(
         "runs": runs,
         "back_to_back_p50_ms": hot_p50,
         "spaced_p50_ms": spaced_p50,
-        "spaced_ratio": round(spaced_p50 / hot_p50, 2) if hot_p50 else None,
+        "spaced_ratio": round(spaced_p50 / hot_p50, 2) if hot_p50 and spaced_p50 else None,
     }
 
 
@@ -164,6 +170,7 @@ def measure_model(
         "points": points,
         "best_samples_per_s": best["samples_per_s"],
         "best_batch": best["batch"],
+        "best_cpu_us_per_sample": best["cpu_us_per_sample"],
         "spaced": measure_spaced(session, spaced_runs) if spaced_runs > 0 else None,
     }
 

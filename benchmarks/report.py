@@ -144,21 +144,23 @@ def markdown(results: dict[str, Any]) -> str:
         "server's runs come spaced like that, so they cost nearer the spaced figure than the "
         "back-to-back runs the ceiling is measured with. **best batch to GPU** (CUDA only): "
         "the p50 ms of copying the best batch's inputs from numpy to the device, a part of "
-        "each of its runs.",
+        "each of its runs. **CPU µs/sample**: the process's CPU time (all ORT's threads) per "
+        "sample at the best batch.",
         "",
-        "| model | best batch | best samples/s | batch 1 samples/s | batch 1 p50 ms "
-        "| spaced: back to back, after gap (× slower) | best batch to GPU ms |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| model | best batch | best samples/s | CPU µs/sample | batch 1 samples/s "
+        "| batch 1 p50 ms | spaced: back to back, after gap (× slower) | best batch to GPU ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for model, raw in results["raw_ort"].items():
         if "error" in raw:
-            lines.append(f"| {model} | failed: {raw['error'][-200:]} | | | | | |")
+            lines.append(f"| {model} | failed: {raw['error'][-200:]} | | | | | | |")
             continue
         first = raw["points"][0]
         best = next(p for p in raw["points"] if p["batch"] == raw["best_batch"])
         lines.append(
             f"| {model} | {raw['best_batch']} | {raw['best_samples_per_s']:,.0f} | "
-            f"{first['samples_per_s']:,.0f} | {first['p50_ms']} | {_spaced(raw.get('spaced'))} | "
+            f"{_fmt(best.get('cpu_us_per_sample'), ',.1f')} | {first['samples_per_s']:,.0f} | "
+            f"{first['p50_ms']} | {_spaced(raw.get('spaced'))} | "
             f"{_fmt(best.get('to_device_p50_ms'))} |"
         )
     lines += [
@@ -195,6 +197,7 @@ def markdown(results: dict[str, Any]) -> str:
         )
     lines += _streaming_lines(results["points"])
     lines += inside_lines(results["points"])
+    lines += ceiling_lines(results["points"])
     notes = [p for p in results["points"] if p.get("note")]
     if notes:
         lines += ["", "Notes:", ""]
@@ -261,6 +264,41 @@ def inside_lines(points: list[dict[str, Any]]) -> list[str]:
             f"{_fmt(st['compute_input_us'], ',.0f')} | {_fmt(st['compute_infer_us'], ',.0f')} | "
             f"{_fmt(st['compute_output_us'], ',.0f')} | "
             f"{_fmt(None if p50 is None else p50 * 1000, ',.0f')} |"
+        )
+    return lines
+
+
+def ceiling_lines(points: list[dict[str, Any]]) -> list[str]:
+    """The host's ceiling at each compute-bound served point (its model's CPU per request at
+    least the floor's), where the front end's CPU takes from the model's."""
+    bound = [
+        p
+        for p in sorted(points, key=_order)
+        if p.get("host_ceiling_rows_s") and p["model_cpu_us_per_req"] >= p["floor_cpu_us_per_req"]
+    ]
+    if not bound:
+        return []
+    lines = [
+        "",
+        "What this host allows at the compute-bound points: a request costs at least its rows "
+        "× the model's CPU per row in raw ORT at its best batch (**model µs/req**, all ORT's "
+        "threads) plus the floor's server CPU per request at the same point (**floor µs/req**), "
+        "so all the host's cores, running nothing else (no generator, no steal), serve at most "
+        "the **host ceiling**. A target above **ceiling ÷ raw ORT** is out of reach for any "
+        "server on this host; **served ÷ ceiling** is how near ortserve comes.",
+        "",
+        "| model | server | point | model µs/req | floor µs/req | host ceiling rows/s "
+        "| ceiling ÷ raw ORT | rows/s | served ÷ ceiling |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p in bound:
+        lines.append(
+            f"| {p['model']} | {p['server']} | {p['label']} | "
+            f"{_fmt(p['model_cpu_us_per_req'], ',.0f')} | "
+            f"{_fmt(p['floor_cpu_us_per_req'], ',.0f')} | "
+            f"{_fmt(p['host_ceiling_rows_s'], ',.0f')} | "
+            f"{_ratio(p['ceiling_ratio_raw_ort'])} | {p['throughput_rows_s']:,.0f} | "
+            f"{_ratio(p['ratio_host_ceiling'])} |"
         )
     return lines
 

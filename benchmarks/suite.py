@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import signal
 import statistics
@@ -286,11 +287,7 @@ def add_ratios(points: list[dict[str, Any]], raw_ort: dict[str, Any]) -> None:
     floor's stream point of the same mode). Compiled ortserve
     stream points also get their req/s and server µs/req ÷ the unary floor's at gRPC c64:
     the streaming targets are stated against that."""
-    floors = {
-        _floor_key(p["server"], p): p
-        for p in points
-        if not p["server"].startswith(ORTSERVE) and not p["rate"]
-    }
+    floors = _floors(points)
     for p in points:
         p["ratio_raw_ort"] = p["ratio_floor"] = p["cpu_ratio_floor"] = None
         if not p["server"].startswith(ORTSERVE):
@@ -311,6 +308,35 @@ def add_ratios(points: list[dict[str, Any]], raw_ort: dict[str, Any]) -> None:
                 p["cpu_ratio_unary_floor"] = paired_ratio(p, floor, "cpu_us_per_req")
 
 
+def add_host_ceilings(points: list[dict[str, Any]], raw_ort: dict[str, Any], cores: int) -> None:
+    """What this host allows any server at a closed-loop point, from two measured costs: the
+    model's CPU per row in raw ORT at its best batch, and the floor's server CPU per request
+    at the same point. A request of R rows then costs at least R × model + floor of CPU, so
+    ``cores`` cores serve at most cores × 1 s ÷ that many requests a second (every core on
+    nothing else: no generator, no steal). Sets ``model_cpu_us_per_req`` (R × model),
+    ``floor_cpu_us_per_req``, ``host_ceiling_rows_s``,
+    ``ceiling_ratio_raw_ort`` (that ÷ raw ORT's best samples/s) and ``ratio_host_ceiling``
+    (served rows/s ÷ it) on served points with a model and a floor; the floor's is its
+    median repeat's CPU per request."""
+    floors = _floors(points)
+    for p in points:
+        if not p["server"].startswith(ORTSERVE) or p["server"] == NO_OP or p["rate"]:
+            continue
+        raw = raw_ort.get(p["model"], {})
+        model_us = raw.get("best_cpu_us_per_sample")
+        floor = floors.get(_floor_key(FLOOR_OF.get((p["server"], p["protocol"])), p))
+        floor_us = floor["server_cpu_us_per_req"] if floor else None
+        if not model_us or not floor_us:
+            continue
+        rows = p["rows"]
+        ceiling = cores * 1e6 * rows / (rows * model_us + floor_us)
+        p["model_cpu_us_per_req"] = round(rows * model_us, 1)
+        p["floor_cpu_us_per_req"] = floor_us
+        p["host_ceiling_rows_s"] = round(ceiling, 1)
+        p["ceiling_ratio_raw_ort"] = _ratio(ceiling, raw.get("best_samples_per_s"))
+        p["ratio_host_ceiling"] = _ratio(p["throughput_rows_s"], ceiling)
+
+
 def paired_ratio(point: dict[str, Any], reference: dict[str, Any], what: str) -> float | None:
     """The median over repeats of ``point``'s ÷ ``reference``'s ``what`` ("req_s" or
     "cpu_us_per_req") measured in the same repeat, a few seconds apart: the host's speed
@@ -327,6 +353,15 @@ def paired_ratio(point: dict[str, Any], reference: dict[str, Any], what: str) ->
         return float(f"{statistics.median(pairs):.3g}")
     shown = "throughput_req_s" if what == "req_s" else "server_cpu_us_per_req"
     return _ratio(point[shown], reference[shown])
+
+
+def _floors(points: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The closed-loop floor points by ``_floor_key``."""
+    return {
+        _floor_key(p["server"], p): p
+        for p in points
+        if not p["server"].startswith(ORTSERVE) and not p["rate"]
+    }
 
 
 def _floor_key(server: str | None, p: dict[str, Any]) -> tuple[Any, ...]:
@@ -372,6 +407,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             exit_codes = servers.stop_all()
     points = medians(records)
     add_ratios(points, raw_ort)
+    add_host_ceilings(points, raw_ort, os.cpu_count() or 1)
     return {
         "machine": report.machine_description(),
         "command": command,

@@ -1,8 +1,9 @@
 """The benchmark's model set: the ResNet-50s the GPU suite serves and where the suite uses
-them, the no-op twins of the small models, and raw ORT's spaced runs."""
+them, the no-op twins of the small models, and raw ORT's spaced runs and CPU time."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +86,17 @@ def test_raw_ort_times_the_input_copy_only_where_there_is_a_device(tmp_path: Pat
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert measure_batch(session, 4, 0.05, 0.01)["to_device_p50_ms"] is None  # no GPU: no copy
     assert measure_copy(feeds(session, 4), "cpu", runs=3) >= 0  # the same timing, on host memory
+
+
+def test_raw_ort_counts_the_cpu_of_every_thread_per_sample(tmp_path: Path) -> None:
+    build_models(tmp_path, ("small_mlp",))
+    path = tmp_path / "small_mlp" / "1" / "model.onnx"
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    start_cpu = time.process_time()
+    point = measure_batch(session, 64, 0.3, 0.05)
+    cpu_s = time.process_time() - start_cpu
+    measured_s = point["cpu_us_per_sample"] * 64 * point["runs"] / 1e6
+    assert 0 < measured_s <= cpu_s * 1.01 + 1e-3  # the measured runs, not the warm-up
+    assert measured_s <= 0.35 * 2 * 1.01  # at most both ORT threads busy the whole window

@@ -1,16 +1,19 @@
 """The suite's plan and ratios: the no-op model's points sit next to the floors they are
-compared with, and every served point gets its req/s and CPU ratios to its floor."""
+compared with, every served point gets its req/s and CPU ratios to its floor, and the
+compute-bound points the host's ceiling."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from benchmarks.report import ceiling_lines
 from benchmarks.suite import (
     FLOOR_GRPC,
     FLOOR_HTTP,
     NO_OP,
     ORTSERVE,
     SMALL_MODELS,
+    add_host_ceilings,
     add_ratios,
     plan,
 )
@@ -66,3 +69,61 @@ def test_served_points_get_paired_req_s_and_cpu_ratios_and_no_op_no_raw_ratio() 
     assert noop["ratio_raw_ort"] is None  # it runs no model: nothing to compare with ORT's
     assert http["ratio_floor"] is None and http["cpu_ratio_floor"] is None  # no HTTP floor
     assert floor["ratio_floor"] is None and floor["cpu_ratio_floor"] is None
+
+
+def test_the_host_ceiling_adds_the_models_cpu_per_row_to_the_floors_per_request() -> None:
+    large = {"model": "large_mlp"}
+    floor = _point(FLOOR_GRPC, [2000], [500], **large)
+    served = _point(ORTSERVE, [800], [1900], **large)
+    floor16 = _point(FLOOR_GRPC, [1800], [600], rows=16, concurrency=16, **large)
+    served16 = _point(ORTSERVE, [130], [13000], rows=16, concurrency=16, **large)
+    served16["throughput_rows_s"] = 2080
+    alone = _point(ORTSERVE, [1200], [1400], concurrency=256, **large)  # no floor at c256
+    opened = _point(ORTSERVE, [400], [3000], rate=420, **large)
+    points = [floor, served, floor16, served16, alone, opened]
+    raw = {"large_mlp": {"best_samples_per_s": 2600, "best_cpu_us_per_sample": 750.0}}
+    add_host_ceilings(points, raw, cores=2)
+    # 2 cores: 2e6 µs ÷ (750 + 500) µs per one-row request = 1,600 rows/s
+    assert served["host_ceiling_rows_s"] == 1600.0
+    assert served["model_cpu_us_per_req"] == 750.0 and served["floor_cpu_us_per_req"] == 500
+    assert served["ceiling_ratio_raw_ort"] == 0.615  # 1,600 ÷ 2,600
+    assert served["ratio_host_ceiling"] == 0.5  # 800 ÷ 1,600
+    # 16 rows: 2e6 × 16 ÷ (16 × 750 + 600) = 2,539.7 rows/s
+    assert served16["host_ceiling_rows_s"] == 2539.7
+    assert served16["ceiling_ratio_raw_ort"] == 0.977
+    assert served16["ratio_host_ceiling"] == 0.819  # 2,080 ÷ 2,539.7
+    for point in (floor, alone, opened):
+        assert "host_ceiling_rows_s" not in point
+    noop = _point(NO_OP, [1500], [700])
+    small_floor = _point(FLOOR_GRPC, [2500], [450])
+    add_host_ceilings([small_floor, noop], {"small_mlp": raw["large_mlp"]}, cores=2)
+    assert "host_ceiling_rows_s" not in noop  # it runs no model
+    old = _point(ORTSERVE, [800], [1900], **large)
+    add_host_ceilings([floor, old], {"large_mlp": {"best_samples_per_s": 2600}}, cores=2)
+    assert "host_ceiling_rows_s" not in old  # raw ORT recorded without CPU time
+
+
+def test_the_report_shows_the_ceiling_only_where_the_model_costs_more_than_the_floor() -> None:
+    bound = {
+        "model": "large_mlp",
+        "server": ORTSERVE,
+        "label": "grpc c64",
+        "protocol": "grpc",
+        "encoding": "binary",
+        "rows": 1,
+        "rate": None,
+        "concurrency": 64,
+        "mode": "compiled",
+        "throughput_rows_s": 800.0,
+        "model_cpu_us_per_req": 750.0,
+        "floor_cpu_us_per_req": 500.0,
+        "host_ceiling_rows_s": 1600.0,
+        "ceiling_ratio_raw_ort": 0.615,
+        "ratio_host_ceiling": 0.5,
+    }
+    front_bound = {**bound, "model": "small_mlp", "model_cpu_us_per_req": 40.0}
+    lines = ceiling_lines([bound, front_bound, {**bound, "host_ceiling_rows_s": None}])
+    row = "| large_mlp | ortserve | grpc c64 | 750 | 500 | 1,600 | 0.61 | 800 | 0.50 |"
+    assert lines[-1] == row
+    assert not any("small_mlp" in line for line in lines)
+    assert ceiling_lines([front_bound]) == []
