@@ -177,6 +177,8 @@ def markdown(results: dict[str, Any]) -> str:
         "median repeat); **CPU ÷ floor** the same for server µs/req. "
         "*ortserve no-op model* serves the small models' no-op twins (same requests and "
         "answers, next to no compute): what ortserve itself costs, apart from the model. "
+        "*ortserve spinning* serves the small models with `[runtime] allow_spinning = true`: "
+        "ONNX Runtime's idle threads spin instead of sleeping (faster hand-offs, more CPU). "
         "Compiled stream points count messages "
         "(K per stream) and have no latency (—): h2load times whole streams.",
         "",

@@ -39,6 +39,7 @@ LARGE_MODEL = "large_mlp"
 RAW_ORT_MODELS = (*SMALL_MODELS, LARGE_MODEL)
 GPU_MODELS = tuple(RESNETS)  # ResNet-50 FP32 and FP16: only with --device cuda
 NO_BATCHING_CONFIG = "[batching]\nenabled = false\n"
+SPINNING_CONFIG = "[runtime]\nallow_spinning = true\n"
 OPEN_LOOP_FRACTION = 0.5
 STREAM_CONCURRENCY = 256  # the compiled stream point: 4 streams of STREAM_MESSAGES (64)
 
@@ -47,6 +48,7 @@ WORKERS = "ortserve --workers 2"
 NO_BATCHING = "ortserve batching off"
 PROCESS = "ortserve --executor process"
 NO_OP = "ortserve no-op model"  # the small models' no-op twins: ortserve's own cost per request
+SPINNING = "ortserve spinning"  # the small models with ONNX Runtime's idle threads spinning
 FLOOR_GRPC, FLOOR_HTTP, FLOOR_GRPC_X2 = "floor_grpc", "floor_http", "floor_grpc ×2"
 FLOOR_OF = {  # (served server, protocol) -> the floor it is compared with (streams: same mode)
     (ORTSERVE, "grpc"): FLOOR_GRPC,
@@ -57,6 +59,7 @@ FLOOR_OF = {  # (served server, protocol) -> the floor it is compared with (stre
     (NO_BATCHING, "grpc"): FLOOR_GRPC,
     (PROCESS, "grpc"): FLOOR_GRPC,
     (NO_OP, "grpc"): FLOOR_GRPC,
+    (SPINNING, "grpc"): FLOOR_GRPC,
     (NO_OP, "http"): FLOOR_HTTP,
 }
 
@@ -94,7 +97,10 @@ def plan(quick: bool, device: str = "cpu") -> list[Planned]:
     for model in SMALL_MODELS:
         for c in concurrencies:
             items += _pair(ORTSERVE, FLOOR_GRPC, Point("grpc", model, c))
+            if c == 1:  # ONNX Runtime's threads spinning: latency at c1 (c64 below)
+                items.append(Planned(SPINNING, Point("grpc", model, c)))
         items.append(Planned(NO_OP, Point("grpc", model, 64)))  # next to its floor point
+        items.append(Planned(SPINNING, Point("grpc", model, 64)))  # throughput against CPU
         items += _pair(ORTSERVE, FLOOR_HTTP, Point("http", model, 64, encoding="binary"))
         items.append(Planned(NO_OP, Point("http", model, 64, encoding="binary")))
         # streams: Python c64 for per-message latency, compiled c256 (4 × 64) for throughput
@@ -164,6 +170,8 @@ class Servers:
             return start_ortserve(name, self.repos["all"], *device, "--executor", "process")
         if name == NO_OP:
             return start_ortserve(name, self.repos["noop"], *device)
+        if name == SPINNING:
+            return start_ortserve(name, self.repos["spinning"], *device)
         outputs = [arg for spec in output_specs(model) for arg in ("--output", str(spec))]
         args = ["--model", model, *outputs]
         if name == FLOOR_HTTP:
@@ -380,13 +388,15 @@ def _ratio(value: float | None, reference: float | None) -> float | None:
 
 def build_repos(root: Path, no_batching_config: str, device: str = "cpu") -> dict[str, Path]:
     """Every model; the small ones (for ``--workers``); large_mlp with batching disabled; the
-    small ones' no-op twins. With ``device`` "cuda" the first two hold the ResNet-50s too."""
+    small ones' no-op twins; the small ones with ONNX Runtime's threads spinning. With
+    ``device`` "cuda" the first two hold the ResNet-50s too."""
     gpu = GPU_MODELS if device == "cuda" else ()
     return {
         "all": build_models(root / "all", (*ALL_MODELS, *gpu)),
         "small": build_models(root / "small", (*SMALL_MODELS, *gpu)),
         "no_batching": build_models(root / "no_batching", (LARGE_MODEL,), no_batching_config),
         "noop": build_models(root / "noop", SMALL_MODELS, noop=True),
+        "spinning": build_models(root / "spinning", SMALL_MODELS, SPINNING_CONFIG),
     }
 
 

@@ -131,7 +131,7 @@ class RuntimeConfig:
     instances: int = 1
     intra_op_threads: int = 0  # 0: the server's intra_op_threads
     inter_op_threads: int = 0  # 0: ONNX Runtime's choice
-    allow_spinning: bool = False  # idle ORT threads spinning would take the front end's CPU
+    allow_spinning: bool = False  # true: ORT's idle threads spin: lower latency, a core's CPU
     graph_optimization: str = "all"
     executor: str | None = None  # None: the server's executor ("process" or "thread")
     # "exhaustive" (ONNX Runtime's own default) times every algorithm for each new input shape,

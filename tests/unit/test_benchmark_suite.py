@@ -4,8 +4,11 @@ compute-bound points the host's ceiling."""
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
 from typing import Any
 
+from benchmarks.models import build_models
 from benchmarks.report import ceiling_lines
 from benchmarks.suite import (
     FLOOR_GRPC,
@@ -13,6 +16,8 @@ from benchmarks.suite import (
     NO_OP,
     ORTSERVE,
     SMALL_MODELS,
+    SPINNING,
+    SPINNING_CONFIG,
     add_host_ceilings,
     add_ratios,
     plan,
@@ -127,3 +132,22 @@ def test_the_report_shows_the_ceiling_only_where_the_model_costs_more_than_the_f
     assert lines[-1] == row
     assert not any("small_mlp" in line for line in lines)
     assert ceiling_lines([front_bound]) == []
+
+
+def test_spinning_is_measured_at_c1_and_c64_with_the_models_own_config_kept(
+    tmp_path: Path,
+) -> None:
+    items = plan(False)
+    for model in SMALL_MODELS:
+        loads = sorted(
+            i.point.concurrency
+            for i in items
+            if i.server == SPINNING and i.point.model == model and i.point.protocol == "grpc"
+        )
+        assert loads == [1, 64], model
+    build_models(tmp_path, SMALL_MODELS, SPINNING_CONFIG)
+    for model in SMALL_MODELS:
+        config = tomllib.loads((tmp_path / model / "config.toml").read_text())
+        assert config["runtime"]["allow_spinning"] is True
+    breast = tomllib.loads((tmp_path / "breast_cancer" / "config.toml").read_text())
+    assert breast["batching"]["max_batch_size"] == 256  # the example's own settings stay
