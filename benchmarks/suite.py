@@ -59,8 +59,8 @@ FLOOR_OF = {  # (served server, protocol) -> the floor it is compared with (stre
     (NO_BATCHING, "grpc"): FLOOR_GRPC,
     (PROCESS, "grpc"): FLOOR_GRPC,
     (NO_OP, "grpc"): FLOOR_GRPC,
-    (SPINNING, "grpc"): FLOOR_GRPC,
     (NO_OP, "http"): FLOOR_HTTP,
+    (SPINNING, "grpc"): FLOOR_GRPC,
 }
 
 
