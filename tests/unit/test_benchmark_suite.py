@@ -109,23 +109,19 @@ def test_the_host_ceiling_adds_the_models_cpu_per_row_to_the_floors_per_request(
 
 
 def test_the_report_shows_the_ceiling_only_where_the_model_costs_more_than_the_floor() -> None:
-    bound = {
-        "model": "large_mlp",
-        "server": ORTSERVE,
-        "label": "grpc c64",
-        "protocol": "grpc",
-        "encoding": "binary",
-        "rows": 1,
-        "rate": None,
-        "concurrency": 64,
-        "mode": "compiled",
-        "throughput_rows_s": 800.0,
-        "model_cpu_us_per_req": 750.0,
-        "floor_cpu_us_per_req": 500.0,
-        "host_ceiling_rows_s": 1600.0,
-        "ceiling_ratio_raw_ort": 0.615,
-        "ratio_host_ceiling": 0.5,
-    }
+    bound = _point(
+        ORTSERVE,
+        [800],
+        [1684],
+        model="large_mlp",
+        label="grpc c64",
+        encoding="binary",
+        model_cpu_us_per_req=750.0,
+        floor_cpu_us_per_req=500.0,
+        host_ceiling_rows_s=1600.0,
+        ceiling_ratio_raw_ort=0.615,
+        ratio_host_ceiling=0.5,
+    )
     front_bound = {**bound, "model": "small_mlp", "model_cpu_us_per_req": 40.0}
     lines = ceiling_lines([bound, front_bound, {**bound, "host_ceiling_rows_s": None}])
     row = "| large_mlp | ortserve | grpc c64 | 750 | 500 | 1,600 | 0.61 | 800 | 0.50 |"
