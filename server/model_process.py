@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -49,9 +50,12 @@ def session_options(options: dict[str, Any]) -> ort.SessionOptions:
     return result
 
 
-def wants_cuda(providers: list[Any]) -> bool:
-    """Whether ``providers`` (names, or ``(name, options)`` pairs) ask for CUDA."""
-    return any((p if isinstance(p, str) else p[0]) == "CUDAExecutionProvider" for p in providers)
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
+def wants_cuda(providers: Sequence[Any]) -> bool:
+    """Whether ``providers`` (names, or ``(name, options)`` pairs) ask for, or got, CUDA."""
+    return any((p if isinstance(p, str) else p[0]) == CUDA_PROVIDER for p in providers)
 
 
 @functools.cache
@@ -93,7 +97,7 @@ class ModelRunner:
         self, session: ort.InferenceSession, device_id: int, io_binding: bool | None = None
     ) -> None:
         self.session = session
-        self.cuda = "CUDAExecutionProvider" in session.get_providers()
+        self.cuda = wants_cuda(session.get_providers())
         self.output_device = ("cuda", device_id) if self.cuda else ("cpu", 0)
         tensors = [*session.get_inputs(), *session.get_outputs()]
         self.has_strings = any(a.type == "tensor(string)" for a in tensors)

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple, cast
 from . import model_ipc
 from .batch_run import Ran, RunResult, split
 from .errors import ConfigError
+from .model_process import wants_cuda
 from .runtime import (
     BatchDone,
     check_providers,
@@ -247,7 +248,7 @@ class ProcessRuntime:
             max_batch_size,
             path,
         )
-        self.device = "cuda" if "CUDAExecutionProvider" in info["providers"] else "cpu"
+        self.device = "cuda" if wants_cuda(info["providers"]) else "cpu"
 
     async def attach(self) -> None:
         """Hand the sockets to the running event loop; from now on batches go through it."""

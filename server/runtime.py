@@ -25,7 +25,13 @@ import onnxruntime as ort
 from .batch_run import Ran, RunResult, concatenate, run_batch, split
 from .datatypes import BY_ONNX
 from .errors import ConfigError
-from .model_process import ModelRunner, preload_cuda_libraries, session_options, wants_cuda
+from .model_process import (
+    CUDA_PROVIDER,
+    ModelRunner,
+    preload_cuda_libraries,
+    session_options,
+    wants_cuda,
+)
 from .settings import RuntimeConfig
 from .types import Array, ModelSignature, TensorSpec
 
@@ -62,12 +68,12 @@ class ModelRuntime(Protocol):
 def resolve_providers(device: str, conv_algo_search: str = "heuristic") -> list[Any]:
     """ONNX Runtime providers for ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
     available = ort.get_available_providers()
-    has_cuda = "CUDAExecutionProvider" in available
+    has_cuda = CUDA_PROVIDER in available
     if device == "cpu" or (device == "auto" and not has_cuda):
         return ["CPUExecutionProvider"]
     if not has_cuda:
         raise ConfigError(
-            f'device "{device}": this ONNX Runtime has no CUDAExecutionProvider '
+            f'device "{device}": this ONNX Runtime has no {CUDA_PROVIDER} '
             f"(available: {', '.join(available)}); install onnxruntime-gpu"
         )
     return [cuda_provider(device, conv_algo_search), "CPUExecutionProvider"]
@@ -76,15 +82,13 @@ def resolve_providers(device: str, conv_algo_search: str = "heuristic") -> list[
 def cuda_provider(device: str, conv_algo_search: str) -> tuple[str, dict[str, Any]]:
     """The CUDAExecutionProvider entry for ``cuda``/``cuda:N`` (or ``auto``: GPU 0)."""
     options = {"device_id": device_id(device), "cudnn_conv_algo_search": conv_algo_search.upper()}
-    return ("CUDAExecutionProvider", options)
+    return (CUDA_PROVIDER, options)
 
 
 def check_providers(device: str, wanted: list[Any], got: list[str], path: Path) -> None:
     """A session asked for CUDA that ONNX Runtime put on the CPU instead (its CUDA libraries
     failed to load, say): an error when the device was ``cuda``, a warning for ``auto``."""
-    if not wants_cuda(wanted):
-        return
-    if "CUDAExecutionProvider" in got:
+    if not wants_cuda(wanted) or wants_cuda(got):
         return
     message = (
         f"{path}: ONNX Runtime could not run it on CUDA and fell back to {', '.join(got)}; "
