@@ -5,16 +5,18 @@ ResNet-50s), runs the model back to back for ``--seconds`` after a short warm-up
 samples/s, batches/s, the p50/p99 latency of one run and the CPU time of the whole process
 (every thread, ONNX Runtime's pool too) per sample. Inputs are numpy arrays, so on CUDA every
 run copies them to the device and back; ``to_device_p50_ms`` times that input copy alone.
-CPU provider with ONNX Runtime's default threads, or ``--device cuda``
+CPU provider with ONNX Runtime's default threads (``--intra-op-threads N`` and
+``--no-spinning`` set them as a model's ``[runtime]`` does in ortserve), or ``--device cuda``
 (CUDAExecutionProvider with its default, exhaustive cuDNN algorithm search: at one fixed batch
 size that finds the fastest kernels, so the ceiling is the strictest one; the server asks
 cuDNN's heuristic, since its batch sizes vary). Prints JSON.
 
 Back-to-back runs are the best case: a server's runs come apart, with the front end's work
-between them. So ``spaced`` also times batch-8 runs back to back and then each after
-``SPACED_GAP_S`` of busy Python on the same thread. Where the spaced runs are much slower (on
-the 2-core development VM, 2-8 times for the small models), a server's model runs cost nearer
-the spaced figure than the back-to-back one.
+between them. So ``spaced`` also times batch-8 runs (``--spaced-batch``) back to back and then
+each after ``SPACED_GAP_S`` of busy Python on the same thread. Where the spaced runs are much
+slower (on the 2-core development VM, 2-8 times for the small models), a server's model runs
+cost nearer the spaced figure than the back-to-back one. Both ways also record the CPU time
+per sample (every thread, less the busy gaps).
 
 Example: ``python -m benchmarks.raw_ort --model repo/small_mlp/1/model.onnx``
 """
@@ -46,6 +48,17 @@ def providers(device: str) -> list[str]:
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         raise RuntimeError("this ONNX Runtime has no CUDAExecutionProvider")
     return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def session_options(intra_op_threads: int, spinning: bool) -> ort.SessionOptions:
+    """ONNX Runtime's session options with ``intra_op_threads`` (0: its default) and its idle
+    threads spinning or not."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    spin = "1" if spinning else "0"
+    options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    options.add_session_config_entry("session.inter_op.allow_spinning", spin)
+    return options
 
 
 def feeds(session: ort.InferenceSession, batch: int) -> dict[str, np.ndarray]:
@@ -115,22 +128,34 @@ def measure_spaced(
     session: ort.InferenceSession, runs: int, batch: int = SPACED_BATCH, gap_s: float = SPACED_GAP_S
 ) -> dict[str, Any]:
     """p50 of ``runs`` runs of ``batch`` rows back to back, and of as many each after
-    ``gap_s`` of busy Python on this thread (a busy front end between a server's runs)."""
+    ``gap_s`` of busy Python on this thread (a busy front end between a server's runs).
+
+    The CPU time per sample of each way counts every thread of the process over the whole
+    stretch, less this thread's own busy gaps: what ONNX Runtime's threads do in a gap (spin,
+    or go to sleep) is the price of that run."""
     inputs = feeds(session, batch)
     session.run(None, inputs)
     hot, spaced = [], []
+    cpu_start = time.process_time()
     for _ in range(runs):
         start = time.perf_counter()
         session.run(None, inputs)
         hot.append(time.perf_counter() - start)
+    hot_cpu_s = time.process_time() - cpu_start
+    gaps_cpu_s = 0.0
+    cpu_start = time.process_time()
     for _ in range(runs):
+        gap_start = time.thread_time()
         until = time.perf_counter() + gap_s
         while time.perf_counter() < until:
             pass
+        gaps_cpu_s += time.thread_time() - gap_start
         start = time.perf_counter()
         session.run(None, inputs)
         spaced.append(time.perf_counter() - start)
+    spaced_cpu_s = time.process_time() - cpu_start - gaps_cpu_s
     hot_p50, spaced_p50 = percentiles_ms(hot, 1.0)["p50"], percentiles_ms(spaced, 1.0)["p50"]
+    samples = batch * runs
     return {
         "batch": batch,
         "gap_ms": gap_s * 1e3,
@@ -138,6 +163,8 @@ def measure_spaced(
         "back_to_back_p50_ms": hot_p50,
         "spaced_p50_ms": spaced_p50,
         "spaced_ratio": round(spaced_p50 / hot_p50, 2) if hot_p50 and spaced_p50 else None,
+        "back_to_back_cpu_us_per_sample": round(hot_cpu_s * 1e6 / samples, 1),
+        "spaced_cpu_us_per_sample": round(max(spaced_cpu_s, 0.0) * 1e6 / samples, 1),
     }
 
 
@@ -157,21 +184,30 @@ def measure_model(
     device: str = "cpu",
     sizes: list[int] | None = None,
     spaced_runs: int = 200,
+    intra_op_threads: int = 0,
+    spinning: bool = True,
+    spaced_batch: int = SPACED_BATCH,
 ) -> dict[str, Any]:
     """Every batch size of one model, the best samples/s among them, and (``spaced_runs`` >
-    0) back-to-back against spaced runs (``measure_spaced``)."""
-    session = ort.InferenceSession(str(path), providers=providers(device))
+    0) back-to-back against spaced runs (``measure_spaced``). ``intra_op_threads`` 0 and
+    ``spinning`` are ONNX Runtime's defaults; ortserve's are its threads per model and no
+    spinning (``[runtime]``)."""
+    session = ort.InferenceSession(
+        str(path), session_options(intra_op_threads, spinning), providers=providers(device)
+    )
     points = [measure_batch(session, b, seconds, warmup_s) for b in sizes or batch_sizes(max_batch)]
     best = max(points, key=lambda p: p["samples_per_s"])
     return {
         "model": str(path),
         "device": device,
         "providers": session.get_providers(),
+        "intra_op_threads": intra_op_threads,
+        "spinning": spinning,
         "points": points,
         "best_samples_per_s": best["samples_per_s"],
         "best_batch": best["batch"],
         "best_cpu_us_per_sample": best["cpu_us_per_sample"],
-        "spaced": measure_spaced(session, spaced_runs) if spaced_runs > 0 else None,
+        "spaced": measure_spaced(session, spaced_runs, spaced_batch) if spaced_runs > 0 else None,
     }
 
 
@@ -198,6 +234,18 @@ def main() -> None:
     parser.add_argument(
         "--spaced-runs", type=int, default=200, help="runs each way for `spaced` (0: none)"
     )
+    parser.add_argument(
+        "--spaced-batch", type=int, default=SPACED_BATCH, help="rows per `spaced` run"
+    )
+    parser.add_argument(
+        "--intra-op-threads", type=int, default=0, help="0: ONNX Runtime's default (the cores)"
+    )
+    parser.add_argument(
+        "--no-spinning",
+        dest="spinning",
+        action="store_false",
+        help="idle ONNX Runtime threads sleep, as in ortserve by default",
+    )
     args = parser.parse_args()
     max_batch = args.max_batch or default_max_batch(args.model)
     result = measure_model(
@@ -208,6 +256,9 @@ def main() -> None:
         args.device,
         args.batches,
         args.spaced_runs,
+        args.intra_op_threads,
+        args.spinning,
+        args.spaced_batch,
     )
     print(json.dumps(result))
 

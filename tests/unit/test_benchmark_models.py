@@ -11,7 +11,14 @@ import onnxruntime as ort
 import pytest
 
 from benchmarks.models import RESNETS, SIGNATURES, build_models
-from benchmarks.raw_ort import feeds, measure_batch, measure_copy, measure_spaced
+from benchmarks.raw_ort import (
+    feeds,
+    measure_batch,
+    measure_copy,
+    measure_model,
+    measure_spaced,
+    session_options,
+)
 from benchmarks.suite import GPU_MODELS, plan
 
 
@@ -78,6 +85,42 @@ def test_spaced_runs_are_timed_both_ways(tmp_path: Path) -> None:
     assert spaced["spaced_ratio"] == round(
         spaced["spaced_p50_ms"] / spaced["back_to_back_p50_ms"], 2
     )
+    assert spaced["back_to_back_cpu_us_per_sample"] > 0 and spaced["spaced_cpu_us_per_sample"] > 0
+
+
+def test_raw_ort_spaced_cpu_leaves_out_the_busy_gaps(tmp_path: Path) -> None:
+    build_models(tmp_path, ("small_mlp",))
+    path = tmp_path / "small_mlp" / "1" / "model.onnx"
+    session = ort.InferenceSession(
+        str(path), session_options(1, spinning=False), providers=["CPUExecutionProvider"]
+    )
+    spaced = measure_spaced(session, runs=10, gap_s=0.02)
+    per_run_us = spaced["spaced_cpu_us_per_sample"] * spaced["batch"]
+    assert 0 < per_run_us < 10_000  # a gap alone is 20,000 µs of this thread's CPU
+
+
+def test_raw_ort_sets_threads_and_spinning_as_asked(tmp_path: Path) -> None:
+    options = session_options(1, spinning=False)
+    assert options.intra_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert session_options(0, spinning=True).intra_op_num_threads == 0  # ORT's default
+    assert (
+        session_options(0, True).get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    )
+    build_models(tmp_path, ("small_mlp",))
+    result = measure_model(
+        tmp_path / "small_mlp" / "1" / "model.onnx",
+        4,
+        seconds=0.05,
+        warmup_s=0.01,
+        sizes=[4],
+        spaced_runs=5,
+        intra_op_threads=1,
+        spinning=False,
+        spaced_batch=4,
+    )
+    assert result["intra_op_threads"] == 1 and result["spinning"] is False
+    assert result["best_batch"] == 4 and result["spaced"]["batch"] == 4
 
 
 def test_raw_ort_times_the_input_copy_only_where_there_is_a_device(tmp_path: Path) -> None:
