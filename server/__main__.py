@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="ONNX Runtime threads per session for models whose config sets none "
-        "(default 0: the cores, divided among the workers)",
+        "(default 0: the cores, divided among the workers); a model whose runs are no "
+        "faster on them than on one thread gets one",
     )
     serve.add_argument(
         "--executor",

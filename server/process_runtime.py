@@ -35,9 +35,9 @@ from .runtime import (
     BatchDone,
     check_providers,
     device_id,
+    model_session_settings,
     read_signature,
     resolve_providers,
-    session_settings,
 )
 from .settings import RuntimeConfig
 from .types import Array
@@ -219,9 +219,12 @@ class ProcessRuntime:
         self.label = label or str(path)
         wanted = config.device or device
         self.providers = resolve_providers(wanted, config.cudnn_conv_algo_search)
+        self.settings = model_session_settings(
+            path, config, default_threads, self.providers, max_batch_size, self.label
+        )
         self._hello = {
             "path": str(path),
-            "options": session_settings(config, default_threads),
+            "options": self.settings,
             "providers": self.providers,
             "device_id": device_id(wanted),
             "label": self.label,

@@ -33,6 +33,7 @@ from .model_process import (
     wants_cuda,
 )
 from .settings import RuntimeConfig
+from .thread_choice import threads_worth_waking
 from .types import Array, ModelSignature, TensorSpec
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,24 @@ def session_settings(config: RuntimeConfig, default_threads: int) -> dict[str, A
     }
 
 
+def model_session_settings(
+    path: Path,
+    config: RuntimeConfig,
+    default_threads: int,
+    providers: Sequence[Any],
+    max_batch_size: int | None,
+    label: str,
+) -> dict[str, Any]:
+    """``session_settings`` for one model: where its config names no intra-op threads, the
+    default unless its runs are no faster on them than on one (``thread_choice``)."""
+    settings = session_settings(config, default_threads)
+    if not config.intra_op_threads:
+        settings["intra_op_threads"] = threads_worth_waking(
+            path, settings, providers, max_batch_size, label
+        )
+    return settings
+
+
 class OrtRuntime:
     """Sessions of one ONNX file and the threads (one per session) that run them."""
 
@@ -133,7 +152,10 @@ class OrtRuntime:
         self.providers = resolve_providers(wanted, config.cudnn_conv_algo_search)
         if wants_cuda(self.providers):
             preload_cuda_libraries()
-        options = session_options(session_settings(config, default_threads))
+        self.settings = model_session_settings(
+            path, config, default_threads, self.providers, max_batch_size, self.label
+        )
+        options = session_options(self.settings)
         gpu = device_id(wanted)
         self._runners: queue.SimpleQueue[ModelRunner] = queue.SimpleQueue()
         first = ModelRunner(self._load(options), gpu)

@@ -43,7 +43,8 @@ class Settings:
     drain_timeout_s: float = 30.0
     workers: int = 1
     reuse_port: bool = False  # SO_REUSEPORT on both ports (set for every worker of --workers)
-    intra_op_threads: int = 0  # for models whose config says 0; 0: cores ÷ workers
+    # for models whose config says 0 (one if its runs are no faster on more); 0: cores ÷ workers
+    intra_op_threads: int = 0
     executor: str = "thread"  # for models whose config names none: "thread" or "process"
     tls_cert_file: Path | None = None  # with tls_key_file: both front ends speak TLS
     tls_key_file: Path | None = None

@@ -1,0 +1,144 @@
+"""How many intra-op threads a model whose config names none is worth, measured at load.
+
+ortserve's ONNX Runtime threads sleep when idle (``allow_spinning = false``), so a run that
+splits its work among N threads first wakes N - 1 sleeping ones. For a model whose runs are
+short that costs about what the split saves: on the 2-core development machine small_mlp ran
+batches of 8 rows no faster on two threads than on one, for 20-40% more CPU per row, CPU the
+front end needs. So for such a model the server tries both at load, on runs of ``PROBE_ROWS``
+rows with a pause before each (the threads fall asleep, as between a server's runs), and keeps
+one thread unless the N threads are at least ``MIN_SPEEDUP`` times faster. It does not try
+where threads plainly pay or the try cannot tell: a first run on N threads already
+``LONG_RUN_S`` long, a file over ``MAX_PROBE_FILE_BYTES`` (not loaded twice more), CUDA,
+spinning threads, string inputs, or a run that fails (the health check says why). A model's
+own ``intra_op_threads`` is used as given.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from .datatypes import BY_ONNX
+from .model_process import session_options, wants_cuda
+
+log = logging.getLogger(__name__)
+
+PROBE_ROWS = 32  # rows per timed run (fewer if the model's max_batch_size is smaller)
+PROBE_RUNS = 12  # timed runs each way, taken in turn
+PROBE_GAP_S = 0.001  # the pause before each timed run
+LONG_RUN_S = 0.02  # a run on N threads this long: they pay for their wake-up, no need to try one
+MIN_SPEEDUP = 1.25  # N threads must be this much faster than one to be kept
+MAX_PROBE_FILE_BYTES = 64 * 2**20
+_one_at_a_time = threading.Lock()  # models load in parallel; timings taken together would lie
+
+
+def threads_worth_waking(
+    path: Path,
+    settings: dict[str, Any],
+    providers: Sequence[Any],
+    max_batch_size: int | None,
+    label: str = "",
+) -> int:
+    """``settings["intra_op_threads"]`` (N), or 1 where N threads do not make its runs
+    ``MIN_SPEEDUP`` times faster than one thread does."""
+    threads = int(settings["intra_op_threads"])
+    if (
+        threads <= 1
+        or wants_cuda(providers)
+        or settings["allow_spinning"]
+        or _size(path) > MAX_PROBE_FILE_BYTES
+    ):
+        return threads
+    rows = min(PROBE_ROWS, max_batch_size) if max_batch_size else PROBE_ROWS
+    try:
+        with _one_at_a_time:
+            many = _session(path, settings, threads, providers)
+            feeds = probe_inputs(many, rows)
+            if feeds is None:
+                return threads
+            if _timed(many, feeds, gap_s=0.0) >= LONG_RUN_S:  # even the first, which allocates
+                return threads
+            one = _session(path, settings, 1, providers)
+            one.run(None, feeds)
+            many_s, one_s = compare(many, one, feeds)
+    except Exception as error:  # a model that fails here fails its health check, saying why
+        log.debug("%s: not timed for its threads (%s); keeping %d", label, error, threads)
+        return threads
+    chosen = threads if threads_pay(many_s, one_s) else 1
+    log.info(
+        "%s: %d intra-op thread%s (runs of %d rows: %.2f ms on %d threads, %.2f ms on one)",
+        label or path,
+        chosen,
+        "" if chosen == 1 else "s",
+        rows,
+        many_s * 1e3,
+        threads,
+        one_s * 1e3,
+    )
+    return chosen
+
+
+def threads_pay(many_s: float, one_s: float) -> bool:
+    """Whether runs of ``many_s`` seconds on N threads against ``one_s`` on one are worth the
+    N - 1 threads' CPU."""
+    return one_s >= many_s * MIN_SPEEDUP
+
+
+def compare(
+    many: ort.InferenceSession, one: ort.InferenceSession, feeds: dict[str, np.ndarray]
+) -> tuple[float, float]:
+    """Median seconds per run of each session, ``PROBE_RUNS`` each, in turn, each after a
+    pause of ``PROBE_GAP_S``."""
+    many_s: list[float] = []
+    one_s: list[float] = []
+    for _ in range(PROBE_RUNS):
+        many_s.append(_timed(many, feeds, PROBE_GAP_S))
+        one_s.append(_timed(one, feeds, PROBE_GAP_S))
+    return statistics.median(many_s), statistics.median(one_s)
+
+
+def probe_inputs(session: ort.InferenceSession, rows: int) -> dict[str, np.ndarray] | None:
+    """Zero inputs with ``rows`` in each symbolic first dim (other symbolic dims 1); None when
+    an input is not numeric."""
+    feeds = {}
+    for arg in session.get_inputs():
+        datatype = BY_ONNX.get(arg.type)
+        if datatype is None or not datatype.itemsize:
+            return None
+        dims = list(arg.shape)
+        shape = [d if isinstance(d, int) and d >= 0 else 1 for d in dims]
+        if dims and not isinstance(dims[0], int):
+            shape[0] = rows
+        feeds[arg.name] = np.zeros(shape, dtype=datatype.dtype)
+    return feeds
+
+
+def _session(
+    path: Path, settings: dict[str, Any], threads: int, providers: Sequence[Any]
+) -> ort.InferenceSession:
+    options = session_options({**settings, "intra_op_threads": threads})
+    return ort.InferenceSession(str(path), options, providers=list(providers))
+
+
+def _timed(session: ort.InferenceSession, feeds: dict[str, np.ndarray], gap_s: float) -> float:
+    if gap_s:
+        time.sleep(gap_s)
+    start = time.perf_counter()
+    session.run(None, feeds)
+    return time.perf_counter() - start
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0

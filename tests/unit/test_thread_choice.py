@@ -1,0 +1,110 @@
+"""How many intra-op threads a model that names none gets: tried at load, kept where they pay."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import onnxruntime as ort
+import pytest
+
+from server import thread_choice
+from server.process_runtime import ProcessRuntime
+from server.runtime import OrtRuntime, model_session_settings
+from server.settings import RuntimeConfig
+from server.thread_choice import probe_inputs, threads_pay, threads_worth_waking
+from tests.onnx_models import add_sub, fixed_shape, slow, strings
+
+CPU = ["CPUExecutionProvider"]
+CUDA = [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]
+
+
+def _settings(threads: int, spinning: bool = False) -> dict[str, object]:
+    return {
+        "graph_optimization": "all",
+        "intra_op_threads": threads,
+        "inter_op_threads": 0,
+        "allow_spinning": spinning,
+    }
+
+
+def test_a_model_whose_runs_are_short_gets_one_thread(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = add_sub(tmp_path)
+    with caplog.at_level(logging.INFO, logger="server.thread_choice"):
+        assert threads_worth_waking(path, _settings(2), CPU, 8, "add_sub") == 1
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("add_sub: 1 intra-op thread (runs of 8 rows: ")  # max_batch_size 8
+    assert "ms on 2 threads" in line and "ms on one)" in line
+
+
+def test_a_model_whose_runs_are_long_keeps_its_threads_untried(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = slow(tmp_path, steps=24)  # 24 MatMuls of 768 x 768: far over LONG_RUN_S
+    with caplog.at_level(logging.INFO, logger="server.thread_choice"):
+        assert threads_worth_waking(path, _settings(2), CPU, None, "slow") == 2
+    assert not caplog.records  # no one-thread session was tried
+
+
+@pytest.mark.parametrize(
+    ("settings", "providers"),
+    [
+        (_settings(2), CUDA),  # kernels on the GPU: threads only feed it
+        (_settings(2, spinning=True), CPU),  # spinning threads wake at no cost
+        (_settings(1), CPU),
+    ],
+    ids=["cuda", "spinning", "one-already"],
+)
+def test_no_try_where_it_cannot_tell_or_nothing_is_to_gain(
+    tmp_path: Path, settings: dict[str, object], providers: list[object]
+) -> None:
+    path = add_sub(tmp_path)  # would get one thread if it were tried (the first test)
+    assert threads_worth_waking(path, settings, providers, 8) == settings["intra_op_threads"]
+
+
+def test_big_files_and_string_inputs_are_not_tried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert threads_worth_waking(strings(tmp_path), _settings(2), CPU, 8) == 2
+    monkeypatch.setattr(thread_choice, "MAX_PROBE_FILE_BYTES", 10)
+    assert threads_worth_waking(add_sub(tmp_path), _settings(2), CPU, 8) == 2
+
+
+def test_threads_pay_only_when_they_are_much_faster() -> None:
+    assert threads_pay(many_s=0.010, one_s=0.0125)  # 1.25 x
+    assert not threads_pay(many_s=0.010, one_s=0.012)
+    assert not threads_pay(many_s=0.010, one_s=0.008)  # one thread faster: the wake-up cost
+
+
+def test_probe_inputs_fill_the_batch_dim_and_keep_fixed_shapes(tmp_path: Path) -> None:
+    batched = ort.InferenceSession(str(add_sub(tmp_path)), providers=CPU)
+    assert {n: a.shape for n, a in probe_inputs(batched, 32).items()} == {  # type: ignore[union-attr]
+        "INPUT0": (32, 16),
+        "INPUT1": (32, 16),
+    }
+    fixed = ort.InferenceSession(str(fixed_shape(tmp_path)), providers=CPU)
+    assert probe_inputs(fixed, 32)["x"].shape == (2, 3)  # type: ignore[index]
+    assert probe_inputs(ort.InferenceSession(str(strings(tmp_path)), providers=CPU), 4) is None
+
+
+def test_a_models_own_thread_count_is_used_as_given(tmp_path: Path) -> None:
+    path = add_sub(tmp_path)
+    own = RuntimeConfig(intra_op_threads=2)
+    assert model_session_settings(path, own, 2, CPU, 8, "")["intra_op_threads"] == 2
+    assert model_session_settings(path, RuntimeConfig(), 2, CPU, 8, "")["intra_op_threads"] == 1
+
+
+def test_both_executors_run_the_model_on_the_threads_chosen(tmp_path: Path) -> None:
+    path = add_sub(tmp_path)
+    threads = OrtRuntime(path, RuntimeConfig(), "cpu", 8, default_threads=2)
+    try:
+        assert threads.settings["intra_op_threads"] == 1
+    finally:
+        threads.close()
+    process = ProcessRuntime(path, RuntimeConfig(), "cpu", 8, default_threads=2)
+    try:
+        assert process.settings["intra_op_threads"] == 1
+    finally:
+        process.close()
