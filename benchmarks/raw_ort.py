@@ -33,6 +33,7 @@ import numpy as np
 import onnxruntime as ort
 
 from server.datatypes import BY_ONNX
+from server.model_process import session_options as server_session_options
 
 from .latency import percentiles_ms
 
@@ -53,12 +54,14 @@ def providers(device: str) -> list[str]:
 def session_options(intra_op_threads: int, spinning: bool) -> ort.SessionOptions:
     """ONNX Runtime's session options with ``intra_op_threads`` (0: its default) and its idle
     threads spinning or not."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = intra_op_threads
-    spin = "1" if spinning else "0"
-    options.add_session_config_entry("session.intra_op.allow_spinning", spin)
-    options.add_session_config_entry("session.inter_op.allow_spinning", spin)
-    return options
+    return server_session_options(
+        {
+            "graph_optimization": "all",  # ONNX Runtime's default, as ortserve's
+            "intra_op_threads": intra_op_threads,
+            "inter_op_threads": 0,
+            "allow_spinning": spinning,
+        }
+    )
 
 
 def feeds(session: ort.InferenceSession, batch: int) -> dict[str, np.ndarray]:
