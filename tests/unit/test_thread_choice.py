@@ -28,7 +28,22 @@ def _settings(threads: int, spinning: bool = False) -> dict[str, object]:
     }
 
 
-def test_a_model_whose_runs_are_short_gets_one_thread(
+@pytest.fixture
+def threads_never_pay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The try runs as at load, on real sessions, but no timing can make N threads pay, so
+    what a test sees does not hang on this machine's noise."""
+    monkeypatch.setattr(thread_choice, "MIN_SPEEDUP", float("inf"))
+    monkeypatch.setattr(thread_choice, "LONG_RUN_S", float("inf"))
+
+
+@pytest.fixture
+def threads_always_pay(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(thread_choice, "MIN_SPEEDUP", 0.0)
+    monkeypatch.setattr(thread_choice, "LONG_RUN_S", float("inf"))
+
+
+@pytest.mark.usefixtures("threads_never_pay")
+def test_a_model_whose_threads_do_not_pay_gets_one_thread(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = add_sub(tmp_path)
@@ -37,6 +52,17 @@ def test_a_model_whose_runs_are_short_gets_one_thread(
     (line,) = [r.getMessage() for r in caplog.records]
     assert line.startswith("add_sub: 1 intra-op thread (runs of 8 rows: ")  # max_batch_size 8
     assert "ms on 2 threads" in line and "ms on one)" in line
+
+
+@pytest.mark.usefixtures("threads_always_pay")
+def test_a_model_whose_threads_pay_keeps_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = add_sub(tmp_path)
+    with caplog.at_level(logging.INFO, logger="server.thread_choice"):
+        assert threads_worth_waking(path, _settings(2), CPU, None, "add_sub") == 2
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("add_sub: 2 intra-op threads (runs of 32 rows: ")  # PROBE_ROWS
 
 
 def test_a_model_whose_runs_are_long_keeps_its_threads_untried(
@@ -57,13 +83,15 @@ def test_a_model_whose_runs_are_long_keeps_its_threads_untried(
     ],
     ids=["cuda", "spinning", "one-already"],
 )
+@pytest.mark.usefixtures("threads_never_pay")  # a try would give one thread
 def test_no_try_where_it_cannot_tell_or_nothing_is_to_gain(
     tmp_path: Path, settings: dict[str, object], providers: list[object]
 ) -> None:
-    path = add_sub(tmp_path)  # would get one thread if it were tried (the first test)
+    path = add_sub(tmp_path)
     assert threads_worth_waking(path, settings, providers, 8) == settings["intra_op_threads"]
 
 
+@pytest.mark.usefixtures("threads_never_pay")
 def test_big_files_and_string_inputs_are_not_tried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -89,6 +117,7 @@ def test_probe_inputs_fill_the_batch_dim_and_keep_fixed_shapes(tmp_path: Path) -
     assert probe_inputs(ort.InferenceSession(str(strings(tmp_path)), providers=CPU), 4) is None
 
 
+@pytest.mark.usefixtures("threads_never_pay")
 def test_a_models_own_thread_count_is_used_as_given(tmp_path: Path) -> None:
     path = add_sub(tmp_path)
     own = RuntimeConfig(intra_op_threads=2)
@@ -96,6 +125,7 @@ def test_a_models_own_thread_count_is_used_as_given(tmp_path: Path) -> None:
     assert model_session_settings(path, RuntimeConfig(), 2, CPU, 8, "")["intra_op_threads"] == 1
 
 
+@pytest.mark.usefixtures("threads_never_pay")
 def test_both_executors_run_the_model_on_the_threads_chosen(tmp_path: Path) -> None:
     path = add_sub(tmp_path)
     threads = OrtRuntime(path, RuntimeConfig(), "cpu", 8, default_threads=2)
