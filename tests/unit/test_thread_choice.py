@@ -39,6 +39,7 @@ def threads_never_pay(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def threads_always_pay(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(thread_choice, "MIN_SPEEDUP", 0.0)
+    monkeypatch.setattr(thread_choice, "MIN_SAVING_S", float("-inf"))
     monkeypatch.setattr(thread_choice, "LONG_RUN_S", float("inf"))
 
 
@@ -104,6 +105,9 @@ def test_threads_pay_only_when_they_are_much_faster() -> None:
     assert threads_pay(many_s=0.010, one_s=0.0125)  # 1.25 x
     assert not threads_pay(many_s=0.010, one_s=0.012)
     assert not threads_pay(many_s=0.010, one_s=0.008)  # one thread faster: the wake-up cost
+    assert threads_pay(many_s=200e-6, one_s=260e-6)  # 1.3 x, 60 us saved
+    assert not threads_pay(many_s=150e-6, one_s=195e-6)  # 1.3 x, 45 us saved
+    assert not threads_pay(many_s=10e-6, one_s=15e-6)  # 1.5 x of a few microseconds: noise
 
 
 def test_probe_inputs_fill_the_batch_dim_and_keep_fixed_shapes(tmp_path: Path) -> None:
