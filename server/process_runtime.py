@@ -219,7 +219,7 @@ class ProcessRuntime:
         self.label = label or str(path)
         wanted = config.device or device
         self.providers = resolve_providers(wanted, config.cudnn_conv_algo_search)
-        self.settings = model_session_settings(
+        self.settings, _ = model_session_settings(  # each model process loads its own session
             path, config, default_threads, self.providers, max_batch_size, self.label
         )
         self._hello = {

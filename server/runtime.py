@@ -33,7 +33,7 @@ from .model_process import (
     wants_cuda,
 )
 from .settings import RuntimeConfig
-from .thread_choice import threads_worth_waking
+from .thread_choice import ThreadChoice, choose_threads
 from .types import Array, ModelSignature, TensorSpec
 
 log = logging.getLogger(__name__)
@@ -123,15 +123,16 @@ def model_session_settings(
     providers: Sequence[Any],
     max_batch_size: int | None,
     label: str,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], ort.InferenceSession | None]:
     """``session_settings`` for one model: where its config names no intra-op threads, the
-    default unless its runs are no faster on them than on one (``thread_choice``)."""
+    default unless its runs are no faster on them than on one (``thread_choice``); and the
+    session that choice loaded with those settings, if it loaded one."""
     settings = session_settings(config, default_threads)
-    if not config.intra_op_threads:
-        settings["intra_op_threads"] = threads_worth_waking(
-            path, settings, providers, max_batch_size, label
-        )
-    return settings
+    if config.intra_op_threads:
+        return settings, None
+    choice: ThreadChoice = choose_threads(path, settings, providers, max_batch_size, label)
+    settings["intra_op_threads"] = choice.threads
+    return settings, choice.session
 
 
 class OrtRuntime:
@@ -152,13 +153,13 @@ class OrtRuntime:
         self.providers = resolve_providers(wanted, config.cudnn_conv_algo_search)
         if wants_cuda(self.providers):
             preload_cuda_libraries()
-        self.settings = model_session_settings(
+        self.settings, loaded = model_session_settings(
             path, config, default_threads, self.providers, max_batch_size, self.label
         )
         options = session_options(self.settings)
         gpu = device_id(wanted)
         self._runners: queue.SimpleQueue[ModelRunner] = queue.SimpleQueue()
-        first = ModelRunner(self._load(options), gpu)
+        first = ModelRunner(loaded or self._load(options), gpu)
         check_providers(wanted, self.providers, first.session.get_providers(), path)
         self._runners.put(first)
         for _ in range(config.instances - 1):

@@ -9,8 +9,10 @@ rows with a pause before each (the threads fall asleep, as between a server's ru
 one thread unless the N threads are at least ``MIN_SPEEDUP`` times faster and save at least
 ``MIN_SAVING_S`` a run. It does not try where threads plainly pay or the try cannot tell: a
 first run on N threads already ``LONG_RUN_S`` long, a file over ``MAX_PROBE_FILE_BYTES`` (not
-loaded twice more), CUDA, spinning threads, string inputs, or a run that fails (the health check
-says why). A model's own ``intra_op_threads`` is used as given.
+loaded once more for the try), CUDA, spinning threads, string inputs, or a run that fails (the
+health check says why). A model's own ``intra_op_threads`` is used as given. The session the
+try loaded on the threads it chose is handed back, so that the runtime need not load the file
+again.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import onnxruntime as ort
@@ -42,38 +44,44 @@ MAX_PROBE_FILE_BYTES = 64 * 2**20
 _one_at_a_time = threading.Lock()  # models load in parallel; timings taken together would lie
 
 
-def threads_worth_waking(
+class ThreadChoice(NamedTuple):
+    threads: int
+    session: ort.InferenceSession | None  # loaded with ``threads``, warmed up; None if not tried
+
+
+def choose_threads(
     path: Path,
     settings: dict[str, Any],
     providers: Sequence[Any],
     max_batch_size: int | None,
     label: str = "",
-) -> int:
+) -> ThreadChoice:
     """``settings["intra_op_threads"]`` (N), or 1 where N threads do not make its runs
     ``MIN_SPEEDUP`` times faster than one thread does."""
     threads = int(settings["intra_op_threads"])
+    untried = ThreadChoice(threads, None)
     if (
         threads <= 1
         or wants_cuda(providers)
         or settings["allow_spinning"]
         or _size(path) > MAX_PROBE_FILE_BYTES
     ):
-        return threads
+        return untried
     rows = min(PROBE_ROWS, max_batch_size) if max_batch_size else PROBE_ROWS
     try:
         with _one_at_a_time:
             many = _session(path, settings, threads, providers)
             feeds = probe_inputs(many, rows)
             if feeds is None:
-                return threads
+                return ThreadChoice(threads, many)
             if _timed(many, feeds, gap_s=0.0) >= LONG_RUN_S:  # even the first, which allocates
-                return threads
+                return ThreadChoice(threads, many)
             one = _session(path, settings, 1, providers)
             one.run(None, feeds)
             many_s, one_s = compare(many, one, feeds)
     except Exception as error:  # a model that fails here fails its health check, saying why
         log.debug("%s: not timed for its threads (%s); keeping %d", label, error, threads)
-        return threads
+        return untried
     chosen = threads if threads_pay(many_s, one_s) else 1
     log.info(
         "%s: %d intra-op thread%s (runs of %d rows: %.2f ms on %d threads, %.2f ms on one)",
@@ -85,7 +93,7 @@ def threads_worth_waking(
         threads,
         one_s * 1e3,
     )
-    return chosen
+    return ThreadChoice(chosen, many if chosen == threads else one)
 
 
 def threads_pay(many_s: float, one_s: float) -> bool:

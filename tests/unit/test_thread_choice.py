@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 import pytest
 
@@ -12,7 +13,7 @@ from server import thread_choice
 from server.process_runtime import ProcessRuntime
 from server.runtime import OrtRuntime, model_session_settings
 from server.settings import RuntimeConfig
-from server.thread_choice import probe_inputs, threads_pay, threads_worth_waking
+from server.thread_choice import choose_threads, probe_inputs, threads_pay
 from tests.onnx_models import add_sub, fixed_shape, slow, strings
 
 CPU = ["CPUExecutionProvider"]
@@ -49,7 +50,7 @@ def test_a_model_whose_threads_do_not_pay_gets_one_thread(
 ) -> None:
     path = add_sub(tmp_path)
     with caplog.at_level(logging.INFO, logger="server.thread_choice"):
-        assert threads_worth_waking(path, _settings(2), CPU, 8, "add_sub") == 1
+        assert choose_threads(path, _settings(2), CPU, 8, "add_sub").threads == 1
     (line,) = [r.getMessage() for r in caplog.records]
     assert line.startswith("add_sub: 1 intra-op thread (runs of 8 rows: ")  # max_batch_size 8
     assert "ms on 2 threads" in line and "ms on one)" in line
@@ -61,7 +62,7 @@ def test_a_model_whose_threads_pay_keeps_them(
 ) -> None:
     path = add_sub(tmp_path)
     with caplog.at_level(logging.INFO, logger="server.thread_choice"):
-        assert threads_worth_waking(path, _settings(2), CPU, None, "add_sub") == 2
+        assert choose_threads(path, _settings(2), CPU, None, "add_sub").threads == 2
     (line,) = [r.getMessage() for r in caplog.records]
     assert line.startswith("add_sub: 2 intra-op threads (runs of 32 rows: ")  # PROBE_ROWS
 
@@ -71,7 +72,7 @@ def test_a_model_whose_runs_are_long_keeps_its_threads_untried(
 ) -> None:
     path = slow(tmp_path, steps=24)  # 24 MatMuls of 768 x 768: far over LONG_RUN_S
     with caplog.at_level(logging.INFO, logger="server.thread_choice"):
-        assert threads_worth_waking(path, _settings(2), CPU, None, "slow") == 2
+        assert choose_threads(path, _settings(2), CPU, None, "slow").threads == 2
     assert not caplog.records  # no one-thread session was tried
 
 
@@ -89,16 +90,16 @@ def test_no_try_where_it_cannot_tell_or_nothing_is_to_gain(
     tmp_path: Path, settings: dict[str, object], providers: list[object]
 ) -> None:
     path = add_sub(tmp_path)
-    assert threads_worth_waking(path, settings, providers, 8) == settings["intra_op_threads"]
+    assert choose_threads(path, settings, providers, 8).threads == settings["intra_op_threads"]
 
 
 @pytest.mark.usefixtures("threads_never_pay")
 def test_big_files_and_string_inputs_are_not_tried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert threads_worth_waking(strings(tmp_path), _settings(2), CPU, 8) == 2
+    assert choose_threads(strings(tmp_path), _settings(2), CPU, 8).threads == 2
     monkeypatch.setattr(thread_choice, "MAX_PROBE_FILE_BYTES", 10)
-    assert threads_worth_waking(add_sub(tmp_path), _settings(2), CPU, 8) == 2
+    assert choose_threads(add_sub(tmp_path), _settings(2), CPU, 8).threads == 2
 
 
 def test_threads_pay_only_when_they_are_much_faster() -> None:
@@ -125,8 +126,8 @@ def test_probe_inputs_fill_the_batch_dim_and_keep_fixed_shapes(tmp_path: Path) -
 def test_a_models_own_thread_count_is_used_as_given(tmp_path: Path) -> None:
     path = add_sub(tmp_path)
     own = RuntimeConfig(intra_op_threads=2)
-    assert model_session_settings(path, own, 2, CPU, 8, "")["intra_op_threads"] == 2
-    assert model_session_settings(path, RuntimeConfig(), 2, CPU, 8, "")["intra_op_threads"] == 1
+    assert model_session_settings(path, own, 2, CPU, 8, "")[0]["intra_op_threads"] == 2
+    assert model_session_settings(path, RuntimeConfig(), 2, CPU, 8, "")[0]["intra_op_threads"] == 1
 
 
 @pytest.mark.usefixtures("threads_never_pay")
@@ -142,3 +143,33 @@ def test_both_executors_run_the_model_on_the_threads_chosen(tmp_path: Path) -> N
         assert process.settings["intra_op_threads"] == 1
     finally:
         process.close()
+
+
+@pytest.mark.usefixtures("threads_never_pay")
+@pytest.mark.parametrize("instances", [1, 2])
+def test_the_session_the_try_loaded_is_served_not_loaded_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, instances: int
+) -> None:
+    path = add_sub(tmp_path)
+    loads: list[int] = []
+
+    class Counted(ort.InferenceSession):  # type: ignore[misc]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            loads.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", Counted)
+    runtime = OrtRuntime(path, RuntimeConfig(instances=instances), "cpu", 8, default_threads=2)
+    try:
+        feeds = {"INPUT0": np.ones((2, 16), np.float32), "INPUT1": np.ones((2, 16), np.float32)}
+        for _ in range(2 * instances):
+            np.testing.assert_array_equal(
+                runtime.run_sync(feeds, ["OUTPUT0"])[0], 2 * feeds["INPUT0"]
+            )
+    finally:
+        runtime.close()
+    assert len(loads) == 2 + instances - 1  # the try's two; then only the further instances
+
+
+def test_a_choice_not_tried_hands_no_session_back(tmp_path: Path) -> None:
+    assert choose_threads(add_sub(tmp_path), _settings(2), CUDA, 8).session is None
