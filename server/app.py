@@ -223,6 +223,9 @@ class App:
                 ssl_cert_reqs=ssl.CERT_REQUIRED if settings.tls_client_ca_file else ssl.CERT_NONE,
             )
         )
+        # Accepting before either front end listens: under --workers a restarted worker shares
+        # its ports with the others, so requests reach it the moment it listens.
+        service.is_accepting = True
         await grpc_server.start()
         http_task = asyncio.create_task(http.serve(sockets=[http_socket]))
         try:
@@ -236,7 +239,6 @@ class App:
             # about 1 ms instead of 30-40 (small_mlp gRPC c64, 2-core VM). Frozen cycles are
             # never collected: unloading a model while serving would need gc.unfreeze() first.
             gc.freeze()
-            service.is_accepting = True
             addresses = (
                 f"http={address(settings.host, http_port)} grpc={address(settings.host, grpc_port)}"
             )

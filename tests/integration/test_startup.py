@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
 
 from tests.conftest import EXAMPLES, run_to_exit, start_server
+from tests.integration.clients import client_for, infer
 from tests.onnx_models import add_sub, scale
 
 pytestmark = pytest.mark.integration
@@ -161,3 +166,46 @@ def test_serves_the_bundled_examples():
         assert httpclient.InferenceServerClient(server.http).is_server_ready()
     finally:
         assert server.stop() == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("mode", ["grpc", "http-binary"])
+def test_requests_reaching_a_server_as_it_starts_listening_are_served(repo, mode):
+    """Under ``--workers`` a restarted worker shares its ports with the others, so requests
+    reach it from the moment it listens: none may be turned away as if it were stopping."""
+    http_port, grpc_port = _free_port(), _free_port()
+    urls = {"grpc": f"127.0.0.1:{grpc_port}", "http-binary": f"127.0.0.1:{http_port}"}
+    x = np.ones((1, 4), dtype=np.float32)
+    refusals: list[str] = []
+    served = threading.Event()
+    stop = threading.Event()
+
+    def knock() -> None:  # a new connection each time, as new clients of a worker open
+        while not stop.is_set():
+            client = client_for(mode, SimpleNamespace(http=urls[mode], grpc=urls[mode]))
+            try:
+                result = infer(mode, client, "scale", {"x": x})
+            except (OSError, InferenceServerException) as error:
+                if "onnect" not in str(error):  # not yet listening: refused, which is fine
+                    refusals.append(str(error))
+                continue
+            finally:
+                client.close()
+            assert result.as_numpy("y").tolist() == [[3.0] * 4]
+            served.set()
+
+    knocker = threading.Thread(target=knock, daemon=True)
+    knocker.start()
+    server = start_server(repo, "--http-port", str(http_port), "--grpc-port", str(grpc_port))
+    try:
+        assert served.wait(30)
+    finally:
+        stop.set()
+        knocker.join(30)
+        assert server.stop() == 0
+    assert not refusals
