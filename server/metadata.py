@@ -40,6 +40,18 @@ def model_metadata(model: ModelVersion, versions: list[ModelVersion]) -> dict[st
     }
 
 
+def session_parameters(settings: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The session options a model's sessions run with (intra-op threads as chosen at load):
+    the thread counts under the names Triton's ONNX Runtime backend reads from a model config's
+    parameters, the rest under ortserve's own."""
+    return {
+        "intra_op_thread_count": {"string_value": str(settings["intra_op_threads"])},
+        "inter_op_thread_count": {"string_value": str(settings["inter_op_threads"])},
+        "ortserve_allow_spinning": {"string_value": str(bool(settings["allow_spinning"])).lower()},
+        "ortserve_graph_optimization": {"string_value": str(settings["graph_optimization"])},
+    }
+
+
 def model_config(model: ModelVersion) -> dict[str, Any]:
     """The Triton ModelConfig (proto field names, every primitive field filled)."""
     signature: ModelSignature = model.signature
@@ -73,7 +85,7 @@ def model_config(model: ModelVersion) -> dict[str, Any]:
             }
         ],
         "default_model_filename": runtime.path.name,
-        "parameters": {},
+        "parameters": session_parameters(runtime.settings),
         "model_transaction_policy": {"decoupled": False},
         "response_cache": {"enable": False},
     }

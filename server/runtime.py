@@ -49,6 +49,7 @@ class ModelRuntime(Protocol):
     signature: ModelSignature
     device: str
     instances: int
+    settings: dict[str, Any]  # the session options its sessions were made with
 
     async def attach(self) -> None: ...
 

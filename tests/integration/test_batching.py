@@ -326,4 +326,12 @@ def test_model_config_shows_dynamic_batching(batching_server):
         assert [int(n) for n in batching["preferred_batch_size"]] == [4]
         assert int(batching["max_queue_delay_microseconds"]) == 300000
         off = client.get_model_config("slow", **kwargs)
-        assert "dynamic_batching" not in off.get("config", off)
+        off = off.get("config", off)
+        assert "dynamic_batching" not in off
+        parameters = {k: v["string_value"] for k, v in off["parameters"].items()}
+        assert parameters == {  # the session options it runs with (its config's one thread)
+            "intra_op_thread_count": "1",
+            "inter_op_thread_count": "0",
+            "ortserve_allow_spinning": "false",
+            "ortserve_graph_optimization": "all",
+        }
