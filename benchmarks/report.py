@@ -122,6 +122,22 @@ def _ratio(value: float | None) -> str:
     return f"{value:.2f}" if value >= 0.1 else f"{value:.2g}"
 
 
+def threads_line(sessions: dict[str, dict[str, dict[str, str]]]) -> list[str]:
+    """The intra-op threads each ortserve server's models ran on, as its model config said."""
+    parts = [
+        f"{server}: "
+        + ", ".join(f"{m} {p.get('intra_op_thread_count', '?')}" for m, p in models.items())
+        for server, models in sessions.items()
+        if models
+    ]
+    if not parts:
+        return []
+    return [
+        "- Intra-op threads per model (each server's model config after start-up; chosen at "
+        "load where the config names none; under `--workers`, one worker's): " + "; ".join(parts)
+    ]
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The whole report as Markdown."""
     m, s = results["machine"], results["settings"]
@@ -133,6 +149,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"grpcio {m['grpcio']}, {m['h2load'] or 'no h2load'}, {m['wrk'] or 'no wrk'}",
         f"- Date: {m['date']}, commit {m['git_commit'] or '?'}",
         f"- Command: `{results['command']}`",
+        *threads_line(results.get("sessions", {})),
         f"- {s['repeats']} repeat(s) per point of {s['duration_s']:g} s after "
         f"{s['warmup_s']:g} s warm-up; the repeat with the median throughput is shown. "
         f"Device {s['device']}. Suite wall time {results['wall_s']:g} s.",

@@ -202,3 +202,17 @@ class UsageWindow:
         if len(self.counts) == 2 and self.counts[0] and self.counts[1]:
             return self.counts[1].fail - self.counts[0].fail
         return None
+
+
+def session_parameters(http: str | None, model: str, timeout_s: float = 5.0) -> dict[str, str]:
+    """The session options ortserve runs ``model`` with, from its model config's parameters
+    (``intra_op_thread_count`` as chosen at load...); {} when it does not say."""
+    if http is None:
+        return {}
+    url = f"http://{http}/v2/models/{model}/config"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            parameters = json.load(response)["parameters"]
+        return {str(k): str(v["string_value"]) for k, v in parameters.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, urllib.error.URLError):
+        return {}

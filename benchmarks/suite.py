@@ -32,6 +32,7 @@ from .loadgen import Point, Skip, Target, run_point
 from .models import ALL_MODELS, RESNETS, build_models
 from .payloads import output_specs
 from .raw_ort import default_max_batch
+from .server_usage import session_parameters
 from .servers import ROOT, Server, ServerFailed, start_floor, start_ortserve
 
 SMALL_MODELS = ("small_mlp", "breast_cancer")
@@ -49,6 +50,14 @@ NO_BATCHING = "ortserve batching off"
 PROCESS = "ortserve --executor process"
 NO_OP = "ortserve no-op model"  # the small models' no-op twins: ortserve's own cost per request
 SPINNING = "ortserve spinning"  # the small models with ONNX Runtime's idle threads spinning
+ORTSERVES: dict[str, tuple[str, tuple[str, ...]]] = {  # name: (repository, arguments)
+    ORTSERVE: ("all", ()),
+    WORKERS: ("small", ("--workers", "2")),
+    NO_BATCHING: ("no_batching", ()),
+    PROCESS: ("all", ("--executor", "process")),
+    NO_OP: ("noop", ()),
+    SPINNING: ("spinning", ()),
+}
 FLOOR_GRPC, FLOOR_HTTP, FLOOR_GRPC_X2 = "floor_grpc", "floor_http", "floor_grpc ×2"
 FLOOR_OF = {  # (served server, protocol) -> the floor it is compared with (streams: same mode)
     (ORTSERVE, "grpc"): FLOOR_GRPC,
@@ -135,6 +144,7 @@ class Servers:
         self.device = device
         self.running: dict[str, Server] = {}
         self.failed: dict[str, str] = {}
+        self.sessions: dict[str, dict[str, dict[str, str]]] = {}  # ortserve's, per model
 
     def target(self, name: str, model: str) -> Target:
         """The running server ``name`` (for ``model``, for floors); raises Skip."""
@@ -149,6 +159,10 @@ class Servers:
             except ServerFailed as error:
                 self.failed[key] = f"server did not start: {error}"
                 raise Skip(self.failed[key]) from None
+            if name in ORTSERVES:  # under --workers, one worker's (each chooses its own)
+                self.sessions[key] = {
+                    m: session_parameters(server.http, m) for m in self._served(name)
+                }
         try:
             server.check_alive()
         except ServerFailed as error:
@@ -158,20 +172,15 @@ class Servers:
         statistics_ok = not is_floor and name != WORKERS  # each worker keeps its own statistics
         return Target(name, server.grpc, server.http, server.pids, is_floor, statistics_ok)
 
+    def _served(self, name: str) -> list[str]:
+        """The models ortserve ``name`` serves (its repository's folders)."""
+        repo = self.repos[ORTSERVES[name][0]]
+        return sorted(p.name for p in repo.iterdir() if p.is_dir())
+
     def _start(self, name: str, model: str) -> Server:
-        device = ["--device", self.device]
-        if name == ORTSERVE:
-            return start_ortserve(name, self.repos["all"], *device)
-        if name == WORKERS:
-            return start_ortserve(name, self.repos["small"], *device, "--workers", "2")
-        if name == NO_BATCHING:
-            return start_ortserve(name, self.repos["no_batching"], *device)
-        if name == PROCESS:
-            return start_ortserve(name, self.repos["all"], *device, "--executor", "process")
-        if name == NO_OP:
-            return start_ortserve(name, self.repos["noop"], *device)
-        if name == SPINNING:
-            return start_ortserve(name, self.repos["spinning"], *device)
+        if name in ORTSERVES:
+            repo, extra = ORTSERVES[name]
+            return start_ortserve(name, self.repos[repo], "--device", self.device, *extra)
         outputs = [arg for spec in output_specs(model) for arg in ("--output", str(spec))]
         args = ["--model", model, *outputs]
         if name == FLOOR_HTTP:
@@ -436,6 +445,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "skipped": skipped,
         "runs": records,
         "server_exit_codes": exit_codes,
+        "sessions": servers.sessions,
     }
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from benchmarks.loadgen import Point, Target, run_point
 from benchmarks.payloads import output_specs
+from benchmarks.server_usage import session_parameters
 from benchmarks.servers import Server, start_floor
 from tests.conftest import RunningServer
 
@@ -68,3 +69,11 @@ def test_the_floor_answers_unary_and_stream_points(floor: Server) -> None:
         record = run_point(point, target, duration_s=1.0, warmup_s=0.3)
         _check(record)
         assert record["errors"] == 0 and record["server_stats"] is None
+
+
+def test_the_suite_reads_the_session_options_a_model_runs_with(server: RunningServer) -> None:
+    parameters = session_parameters(server.http, MODEL)
+    assert int(parameters["intra_op_thread_count"]) >= 1  # chosen at load: a count, not 0
+    assert parameters["ortserve_allow_spinning"] == "false"
+    assert session_parameters(server.http, "no_such_model") == {}
+    assert session_parameters(None, MODEL) == {}  # a floor with no HTTP address

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.models import build_models
-from benchmarks.report import ceiling_lines
+from benchmarks.report import ceiling_lines, threads_line
 from benchmarks.suite import (
     FLOOR_GRPC,
     FLOOR_HTTP,
@@ -147,3 +147,17 @@ def test_spinning_is_measured_at_c1_and_c64_with_the_models_own_config_kept(
         assert config["runtime"]["allow_spinning"] is True
     breast = tomllib.loads((tmp_path / "breast_cancer" / "config.toml").read_text())
     assert breast["batching"]["max_batch_size"] == 256  # the example's own settings stay
+
+
+def test_the_report_names_the_threads_each_servers_models_ran_on() -> None:
+    sessions = {
+        ORTSERVE: {
+            "large_mlp": {"intra_op_thread_count": "2"},
+            "small_mlp": {"intra_op_thread_count": "1"},
+        },
+        NO_OP: {"small_mlp": {}},  # a server that did not say
+        FLOOR_GRPC: {},
+    }
+    (line,) = threads_line(sessions)
+    assert line.endswith(": ortserve: large_mlp 2, small_mlp 1; ortserve no-op model: small_mlp ?")
+    assert threads_line({}) == []  # results of a suite that did not record them
