@@ -15,6 +15,7 @@ import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
@@ -103,12 +104,10 @@ class InferCounts:
 def infer_counts(http: str | None, model: str, timeout_s: float = 5.0) -> InferCounts | None:
     """The model's counts from ``http`` (HOST:PORT), or None when the server has no
     statistics endpoint (anything but a 200 with Triton's JSON)."""
-    if http is None:
+    doc = _get_json(http, f"/v2/models/{model}/stats", timeout_s)
+    if doc is None:
         return None
-    url = f"http://{http}/v2/models/{model}/stats"
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            doc = json.load(response)
         versions = doc["model_stats"]
         stats = [v["inference_stats"] for v in versions]
         stages = tuple(
@@ -125,7 +124,7 @@ def infer_counts(http: str | None, model: str, timeout_s: float = 5.0) -> InferC
             runs=sum(int(v.get("execution_count", 0)) for v in versions),
             stages=stages,
         )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, urllib.error.URLError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -207,12 +206,19 @@ class UsageWindow:
 def session_parameters(http: str | None, model: str, timeout_s: float = 5.0) -> dict[str, str]:
     """The session options ortserve runs ``model`` with, from its model config's parameters
     (``intra_op_thread_count`` as chosen at load...); {} when it does not say."""
-    if http is None:
-        return {}
-    url = f"http://{http}/v2/models/{model}/config"
+    doc = _get_json(http, f"/v2/models/{model}/config", timeout_s)
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            parameters = json.load(response)["parameters"]
-        return {str(k): str(v["string_value"]) for k, v in parameters.items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, urllib.error.URLError):
+        return {str(k): str(v["string_value"]) for k, v in doc["parameters"].items()}
+    except (KeyError, TypeError, AttributeError):  # None too: no answer
         return {}
+
+
+def _get_json(http: str | None, path: str, timeout_s: float) -> Any:
+    """The JSON a GET of ``path`` on ``http`` (HOST:PORT) answers with a 200, else None."""
+    if http is None:
+        return None
+    try:
+        with urllib.request.urlopen(f"http://{http}{path}", timeout=timeout_s) as response:
+            return json.load(response)
+    except (OSError, ValueError, urllib.error.URLError):  # HTTPError is a URLError
+        return None

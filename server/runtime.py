@@ -33,7 +33,7 @@ from .model_process import (
     wants_cuda,
 )
 from .settings import RuntimeConfig
-from .thread_choice import ThreadChoice, choose_threads
+from .thread_choice import choose_threads
 from .types import Array, ModelSignature, TensorSpec
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def model_session_settings(
     settings = session_settings(config, default_threads)
     if config.intra_op_threads:
         return settings, None
-    choice: ThreadChoice = choose_threads(path, settings, providers, max_batch_size, label)
+    choice = choose_threads(path, settings, providers, max_batch_size, label)
     settings["intra_op_threads"] = choice.threads
     return settings, choice.session
 

@@ -111,13 +111,10 @@ def compare(
     alternating, so neither always follows the other), each after a pause of ``PROBE_GAP_S``."""
     many_s: list[float] = []
     one_s: list[float] = []
+    turns = [(many, many_s), (one, one_s)]
     for k in range(PROBE_RUNS):
-        if k % 2:
-            one_s.append(_timed(one, feeds, PROBE_GAP_S))
-            many_s.append(_timed(many, feeds, PROBE_GAP_S))
-        else:
-            many_s.append(_timed(many, feeds, PROBE_GAP_S))
-            one_s.append(_timed(one, feeds, PROBE_GAP_S))
+        for session, times in turns if k % 2 == 0 else turns[::-1]:
+            times.append(_timed(session, feeds, PROBE_GAP_S))
     return statistics.median(many_s), statistics.median(one_s)
 
 

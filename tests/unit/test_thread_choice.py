@@ -37,34 +37,33 @@ def threads_never_pay(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(thread_choice, "LONG_RUN_S", float("inf"))
 
 
-@pytest.fixture
-def threads_always_pay(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(thread_choice, "MIN_SPEEDUP", 0.0)
-    monkeypatch.setattr(thread_choice, "MIN_SAVING_S", float("-inf"))
+@pytest.mark.parametrize(
+    ("min_speedup", "min_saving_s", "max_batch_size", "logged"),
+    [
+        (float("inf"), thread_choice.MIN_SAVING_S, 8, "1 intra-op thread (runs of 8 rows: "),
+        (0.0, float("-inf"), None, "2 intra-op threads (runs of 32 rows: "),  # PROBE_ROWS
+    ],
+    ids=["threads-do-not-pay", "threads-pay"],
+)
+def test_the_try_keeps_the_threads_only_where_they_pay_and_says_so(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    min_speedup: float,
+    min_saving_s: float,
+    max_batch_size: int | None,
+    logged: str,
+) -> None:
+    monkeypatch.setattr(thread_choice, "MIN_SPEEDUP", min_speedup)  # the outcome, fixed
+    monkeypatch.setattr(thread_choice, "MIN_SAVING_S", min_saving_s)
     monkeypatch.setattr(thread_choice, "LONG_RUN_S", float("inf"))
-
-
-@pytest.mark.usefixtures("threads_never_pay")
-def test_a_model_whose_threads_do_not_pay_gets_one_thread(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
     path = add_sub(tmp_path)
     with caplog.at_level(logging.INFO, logger="server.thread_choice"):
-        assert choose_threads(path, _settings(2), CPU, 8, "add_sub").threads == 1
+        chosen = choose_threads(path, _settings(2), CPU, max_batch_size, "add_sub")
+    assert chosen.threads == int(logged[0]) and chosen.session is not None
     (line,) = [r.getMessage() for r in caplog.records]
-    assert line.startswith("add_sub: 1 intra-op thread (runs of 8 rows: ")  # max_batch_size 8
+    assert line.startswith(f"add_sub: {logged}")
     assert "ms on 2 threads" in line and "ms on one)" in line
-
-
-@pytest.mark.usefixtures("threads_always_pay")
-def test_a_model_whose_threads_pay_keeps_them(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    path = add_sub(tmp_path)
-    with caplog.at_level(logging.INFO, logger="server.thread_choice"):
-        assert choose_threads(path, _settings(2), CPU, None, "add_sub").threads == 2
-    (line,) = [r.getMessage() for r in caplog.records]
-    assert line.startswith("add_sub: 2 intra-op threads (runs of 32 rows: ")  # PROBE_ROWS
 
 
 def test_a_model_whose_runs_are_long_keeps_its_threads_untried(
