@@ -4,10 +4,15 @@ ortserve's ONNX Runtime threads sleep when idle (``allow_spinning = false``), so
 splits its work among N threads first wakes N - 1 sleeping ones. For a model whose runs are
 short that costs about what the split saves: on the 2-core development machine small_mlp ran
 batches of 8 rows no faster on two threads than on one, for 20-40% more CPU per row, CPU the
-front end needs. So for such a model the server tries both at load, on runs of ``PROBE_ROWS``
-rows with a pause before each (the threads fall asleep, as between a server's runs), and keeps
-one thread unless the N threads are at least ``MIN_SPEEDUP`` times faster and save at least
-``MIN_SAVING_S`` a run. It does not try where threads plainly pay or the try cannot tell: a
+front end needs. So for such a model the server tries both at load, on runs of one row (a
+lone caller's) and of ``PROBE_ROWS`` rows (a busy server's batches), with a pause before each
+(the threads fall asleep, as between a server's runs), and keeps one thread unless at both
+sizes the N threads are at least ``MIN_SPEEDUP`` times faster and save at least
+``MIN_SAVING_S`` a run. Both, because the big runs alone misled: on a quiet host two threads
+ran small_mlp's 32-row batches up to 1.6 times faster than one, yet served it worse (its
+one-row runs took 180-200 us against 130-170, and it answered ~10% fewer requests at gRPC
+concurrency 64); its one-row runs, tried alone, were faster on two threads by less than the
+bar most of the time. It does not try where threads plainly pay or the try cannot tell: a
 first run on N threads already ``LONG_RUN_S`` long, a file over ``MAX_PROBE_FILE_BYTES`` (not
 loaded once more for the try), CUDA, spinning threads, string inputs, or a run that fails (the
 health check says why). A model's own ``intra_op_threads`` is used as given. The session the
@@ -49,6 +54,12 @@ class ThreadChoice(NamedTuple):
     session: ort.InferenceSession | None  # loaded with ``threads``, warmed up; None if not tried
 
 
+class Timing(NamedTuple):
+    rows: int
+    many_s: float  # median seconds per run on N threads
+    one_s: float  # and on one
+
+
 def choose_threads(
     path: Path,
     settings: dict[str, Any],
@@ -56,8 +67,8 @@ def choose_threads(
     max_batch_size: int | None,
     label: str = "",
 ) -> ThreadChoice:
-    """``settings["intra_op_threads"]`` (N), or 1 where N threads do not make its runs
-    ``MIN_SPEEDUP`` times faster than one thread does."""
+    """``settings["intra_op_threads"]`` (N), or 1 where N threads do not make its runs of one
+    row and of ``PROBE_ROWS`` rows both ``MIN_SPEEDUP`` times faster than one thread does."""
     threads = int(settings["intra_op_threads"])
     untried = ThreadChoice(threads, None)
     if (
@@ -68,32 +79,44 @@ def choose_threads(
     ):
         return untried
     rows = min(PROBE_ROWS, max_batch_size) if max_batch_size else PROBE_ROWS
+    timings: list[Timing] = []
     try:
         with _one_at_a_time:
             many = _session(path, settings, threads, providers)
-            feeds = probe_inputs(many, rows)
-            if feeds is None:
+            sizes = probe_sizes(many, rows)
+            if not sizes:
                 return ThreadChoice(threads, many)
-            if _timed(many, feeds, gap_s=0.0) >= LONG_RUN_S:  # even the first, which allocates
+            if _timed(many, sizes[-1][1], gap_s=0.0) >= LONG_RUN_S:  # the first, allocating
                 return ThreadChoice(threads, many)
             one = _session(path, settings, 1, providers)
-            one.run(None, feeds)
-            many_s, one_s = compare(many, one, feeds)
+            for size, feeds in sizes:  # one row first: where threads do not pay, stop there
+                many.run(None, feeds)
+                one.run(None, feeds)
+                timings.append(Timing(size, *compare(many, one, feeds)))
+                if not threads_pay(timings[-1].many_s, timings[-1].one_s):
+                    break
     except Exception as error:  # a model that fails here fails its health check, saying why
         log.debug("%s: not timed for its threads (%s); keeping %d", label, error, threads)
         return untried
-    chosen = threads if threads_pay(many_s, one_s) else 1
+    chosen = threads if keeps_threads(timings) else 1
     log.info(
-        "%s: %d intra-op thread%s (runs of %d rows: %.2f ms on %d threads, %.2f ms on one)",
+        "%s: %d intra-op thread%s (%s)",
         label or path,
         chosen,
         "" if chosen == 1 else "s",
-        rows,
-        many_s * 1e3,
-        threads,
-        one_s * 1e3,
+        "; ".join(
+            f"runs of {t.rows} row{'' if t.rows == 1 else 's'}: {t.many_s * 1e3:.2f} ms "
+            f"on {threads} threads, {t.one_s * 1e3:.2f} ms on one"
+            for t in timings
+        ),
     )
     return ThreadChoice(chosen, many if chosen == threads else one)
+
+
+def keeps_threads(timings: Sequence[Timing]) -> bool:
+    """N threads are kept only where they pay at every size tried: a lone caller's one-row
+    runs as much as a busy server's batches."""
+    return bool(timings) and all(threads_pay(t.many_s, t.one_s) for t in timings)
 
 
 def threads_pay(many_s: float, one_s: float) -> bool:
@@ -116,6 +139,22 @@ def compare(
         for session, times in turns if k % 2 == 0 else turns[::-1]:
             times.append(_timed(session, feeds, PROBE_GAP_S))
     return statistics.median(many_s), statistics.median(one_s)
+
+
+def probe_sizes(
+    session: ort.InferenceSession, rows: int
+) -> list[tuple[int, dict[str, np.ndarray]]]:
+    """Zero inputs of one row and of ``rows`` rows (one entry if the shapes come out the
+    same: no symbolic batch dim), or none when an input is not numeric."""
+    sizes: list[tuple[int, dict[str, np.ndarray]]] = []
+    for size in (1, rows):
+        feeds = probe_inputs(session, size)
+        if feeds is None:
+            return []
+        if sizes and all(a.shape == sizes[0][1][n].shape for n, a in feeds.items()):
+            break
+        sizes.append((size, feeds))
+    return sizes
 
 
 def probe_inputs(session: ort.InferenceSession, rows: int) -> dict[str, np.ndarray] | None:

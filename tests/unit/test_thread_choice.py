@@ -13,7 +13,14 @@ from server import thread_choice
 from server.process_runtime import ProcessRuntime
 from server.runtime import OrtRuntime, model_session_settings
 from server.settings import RuntimeConfig
-from server.thread_choice import choose_threads, probe_inputs, threads_pay
+from server.thread_choice import (
+    Timing,
+    choose_threads,
+    keeps_threads,
+    probe_inputs,
+    probe_sizes,
+    threads_pay,
+)
 from tests.onnx_models import add_sub, fixed_shape, slow, strings
 
 CPU = ["CPUExecutionProvider"]
@@ -40,8 +47,9 @@ def threads_never_pay(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("min_speedup", "min_saving_s", "max_batch_size", "logged"),
     [
-        (float("inf"), thread_choice.MIN_SAVING_S, 8, "1 intra-op thread (runs of 8 rows: "),
-        (0.0, float("-inf"), None, "2 intra-op threads (runs of 32 rows: "),  # PROBE_ROWS
+        # one row does not pay: 8 rows are not tried
+        (float("inf"), thread_choice.MIN_SAVING_S, 8, "1 intra-op thread (runs of 1 row: "),
+        (0.0, float("-inf"), None, "2 intra-op threads (runs of 1 row: "),
     ],
     ids=["threads-do-not-pay", "threads-pay"],
 )
@@ -63,7 +71,8 @@ def test_the_try_keeps_the_threads_only_where_they_pay_and_says_so(
     assert chosen.threads == int(logged[0]) and chosen.session is not None
     (line,) = [r.getMessage() for r in caplog.records]
     assert line.startswith(f"add_sub: {logged}")
-    assert "ms on 2 threads" in line and "ms on one)" in line
+    assert "ms on 2 threads" in line and line.endswith("ms on one)")
+    assert ("; runs of 32 rows: " in line) == (chosen.threads == 2)  # PROBE_ROWS
 
 
 def test_a_model_whose_runs_are_long_keeps_its_threads_untried(
@@ -108,6 +117,25 @@ def test_threads_pay_only_when_they_are_much_faster() -> None:
     assert threads_pay(many_s=200e-6, one_s=260e-6)  # 1.3 x, 60 us saved
     assert not threads_pay(many_s=150e-6, one_s=195e-6)  # 1.3 x, 45 us saved
     assert not threads_pay(many_s=10e-6, one_s=15e-6)  # 1.5 x of a few microseconds: noise
+
+
+def test_threads_are_kept_only_where_they_pay_for_one_row_and_for_a_batch() -> None:
+    pays, does_not = (0.010, 0.020), (0.010, 0.011)
+    assert keeps_threads([Timing(1, *pays), Timing(32, *pays)])
+    assert not keeps_threads([Timing(1, *does_not), Timing(32, *pays)])  # small_mlp's case
+    assert not keeps_threads([Timing(1, *pays), Timing(32, *does_not)])
+    assert not keeps_threads([])
+
+
+def test_probe_sizes_are_one_row_and_a_batch_where_the_batch_dim_varies(tmp_path: Path) -> None:
+    batched = ort.InferenceSession(str(add_sub(tmp_path)), providers=CPU)
+    assert [(n, f["INPUT0"].shape) for n, f in probe_sizes(batched, 32)] == [
+        (1, (1, 16)),
+        (32, (32, 16)),
+    ]
+    fixed = ort.InferenceSession(str(fixed_shape(tmp_path)), providers=CPU)
+    assert [(n, f["x"].shape) for n, f in probe_sizes(fixed, 32)] == [(1, (2, 3))]
+    assert probe_sizes(ort.InferenceSession(str(strings(tmp_path)), providers=CPU), 4) == []
 
 
 def test_probe_inputs_fill_the_batch_dim_and_keep_fixed_shapes(tmp_path: Path) -> None:
