@@ -65,6 +65,10 @@ class Server:
     def grpc(self) -> str | None:
         return self.processes[0].grpc
 
+    def lines(self, containing: str) -> list[str]:
+        """The lines of every process's recent output that contain ``containing``."""
+        return [line for p in self.processes for line in p.output if containing in line]
+
     def check_alive(self) -> None:
         """Raise ServerFailed if any process has exited."""
         for process in self.processes:
@@ -126,7 +130,8 @@ def _pump(process: Process) -> None:
 def start_ortserve(name: str, repository: Path, *args: str) -> Server:
     """``python -m server serve`` on free ports with ``args`` (e.g. ``--workers 2``)."""
     command = [sys.executable, "-m", "server", "serve", "--model-repository", str(repository)]
-    command += ["--http-port", "0", "--grpc-port", "0", "--log-level", "warning", *args]
+    # info: its start-up lines say how each model's intra-op threads were chosen
+    command += ["--http-port", "0", "--grpc-port", "0", "--log-level", "info", *args]
     return _started(name, [command])
 
 

@@ -58,6 +58,7 @@ ORTSERVES: dict[str, tuple[str, tuple[str, ...]]] = {  # name: (repository, argu
     NO_OP: ("noop", ()),
     SPINNING: ("spinning", ()),
 }
+THREAD_TRY = "intra-op thread"  # in ortserve's log line on each model's threads at load
 FLOOR_GRPC, FLOOR_HTTP, FLOOR_GRPC_X2 = "floor_grpc", "floor_http", "floor_grpc ×2"
 FLOOR_OF = {  # (served server, protocol) -> the floor it is compared with (streams: same mode)
     (ORTSERVE, "grpc"): FLOOR_GRPC,
@@ -145,6 +146,7 @@ class Servers:
         self.running: dict[str, Server] = {}
         self.failed: dict[str, str] = {}
         self.sessions: dict[str, dict[str, dict[str, str]]] = {}  # ortserve's, per model
+        self.thread_tries: dict[str, list[str]] = {}  # ortserve's log lines on them
 
     def target(self, name: str, model: str) -> Target:
         """The running server ``name`` (for ``model``, for floors); raises Skip."""
@@ -163,6 +165,7 @@ class Servers:
                 self.sessions[key] = {
                     m: session_parameters(server.http, m) for m in self._served(name)
                 }
+                self.thread_tries[key] = server.lines(THREAD_TRY)
         try:
             server.check_alive()
         except ServerFailed as error:
@@ -446,6 +449,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "runs": records,
         "server_exit_codes": exit_codes,
         "sessions": servers.sessions,
+        "thread_tries": servers.thread_tries,
     }
 
 

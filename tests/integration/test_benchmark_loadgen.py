@@ -12,8 +12,10 @@ import pytest
 from benchmarks.loadgen import Point, Target, run_point
 from benchmarks.payloads import output_specs
 from benchmarks.server_usage import session_parameters
-from benchmarks.servers import Server, start_floor
+from benchmarks.servers import Server, start_floor, start_ortserve
+from benchmarks.suite import THREAD_TRY
 from tests.conftest import RunningServer
+from tests.onnx_models import add_sub
 
 pytestmark = pytest.mark.slow
 
@@ -77,3 +79,16 @@ def test_the_suite_reads_the_session_options_a_model_runs_with(server: RunningSe
     assert parameters["ortserve_allow_spinning"] == "false"
     assert session_parameters(server.http, "no_such_model") == {}
     assert session_parameters(None, MODEL) == {}  # a floor with no HTTP address
+
+
+def test_the_suite_keeps_ortserves_lines_on_how_each_models_threads_were_chosen(
+    tmp_path: Path,
+) -> None:
+    add_sub(tmp_path)  # its config names no intra_op_threads: chosen at load
+    running = start_ortserve("ortserve", tmp_path, "--intra-op-threads", "2")
+    try:
+        (line,) = running.lines(THREAD_TRY)
+        assert 'model "add_sub" version 1: ' in line and "intra-op thread" in line
+        assert "runs of 1 row: " in line  # the try's times, whatever it chose
+    finally:
+        assert running.stop() == [0]
