@@ -15,7 +15,8 @@ Before a point, one request goes through a real client and must succeed, otherwi
 is skipped with the reason (e.g. ``UNIMPLEMENTED``). Server CPU is read from ``/proc`` for
 the server's processes and their descendants around the measured window; errors a compiled
 gRPC run cannot see (they travel in trailers) come from the server's statistics endpoint
-when it has one (else ``errors`` is null; floors count transport errors only).
+when it has one, every worker's under ``--workers N`` (else ``errors`` is null; floors count
+transport errors only).
 
 Only loopback targets are accepted. Example:
 ``python -m benchmarks.loadgen --grpc 127.0.0.1:8001 --http 127.0.0.1:8000 --server-pid PID
@@ -133,7 +134,8 @@ class Target:
     http: str | None = None
     pids: tuple[int, ...] = ()
     is_floor: bool = False
-    has_statistics: bool = True  # False: no endpoint, or one per worker process
+    has_statistics: bool = True  # False: no statistics endpoint
+    workers: int = 1  # ortserve --workers N: each worker's statistics are read and added up
 
     def address(self, protocol: str) -> str:
         address = self.http if protocol == "http" else self.grpc
@@ -256,7 +258,7 @@ def run_point(
     address = target.address(point.protocol)
     precheck(point.protocol, address, point.model, point.rows, point.encoding)
     statistics = target.http if target.has_statistics else None
-    window = UsageWindow(target.pids, statistics, point.model, duration_s)
+    window = UsageWindow(target.pids, statistics, point.model, duration_s, workers=target.workers)
     measured = measure(point, address, duration_s, warmup_s, window)
     measured.notes[:0] = notes
     server_errors = window.server_errors()
@@ -268,7 +270,7 @@ def run_point(
         errors = server_errors + measured.transport_errors
     else:
         errors = None
-        measured.notes.append("errors unknown: no shared statistics endpoint")
+        measured.notes.append("errors unknown: no statistics (of every worker) to count them")
     throughput = measured.requests / measured.duration_s if measured.duration_s else 0.0
     return {
         "server": target.server,
@@ -307,6 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--floor", action="store_true", help="the target is a floor server")
     parser.add_argument(
         "--no-statistics", action="store_true", help="do not read /v2/models/NAME/stats"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="ortserve --workers N: read every worker's statistics",
     )
     parser.add_argument("--protocol", choices=PROTOCOLS, required=True)
     parser.add_argument("--model", required=True, choices=sorted(SIGNATURES))
@@ -353,6 +361,7 @@ def main() -> None:
         tuple(args.server_pid),
         args.floor,
         not (args.floor or args.no_statistics),
+        args.workers,
     )
     try:
         record = run_point(point, target, args.duration_s, args.warmup_s)

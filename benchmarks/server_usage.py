@@ -5,7 +5,8 @@ with where a request's time went inside the server (rows per run, queue and comp
 and what the whole host did meanwhile (``/proc/stat``: the share of its CPU time stolen by
 the hypervisor for other guests, and the share left idle), which says how far a point's
 figures can be trusted on a shared machine. ``UsageWindow`` brackets a measured phase with
-all three."""
+all three. Under ``--workers`` each worker keeps its own statistics; its answers name it
+(``x-ortserve-pid``), so the window reads every worker's and adds them up."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import os
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+WORKER_READS = 64  # statistics reads, each on a new connection, to reach every worker
 
 
 def _stat_fields(pid: int | str) -> list[str] | None:
@@ -104,9 +107,48 @@ class InferCounts:
 def infer_counts(http: str | None, model: str, timeout_s: float = 5.0) -> InferCounts | None:
     """The model's counts from ``http`` (HOST:PORT), or None when the server has no
     statistics endpoint (anything but a 200 with Triton's JSON)."""
-    doc = _get_json(http, f"/v2/models/{model}/stats", timeout_s)
-    if doc is None:
-        return None
+    answer = _get(http, f"/v2/models/{model}/stats", timeout_s)
+    return None if answer is None else _counts(answer[0])
+
+
+def worker_counts(
+    http: str | None, model: str, workers: int, timeout_s: float = 5.0
+) -> dict[int, InferCounts] | None:
+    """Each of ``workers`` worker processes' counts, by the pid its answers name
+    (``x-ortserve-pid``), read over new connections (the kernel hands each to a worker) until
+    all have answered; None if some did not within ``WORKER_READS`` reads."""
+    counts: dict[int, InferCounts] = {}
+    for _ in range(WORKER_READS):
+        answer = _get(http, f"/v2/models/{model}/stats", timeout_s)
+        pid = None if answer is None else answer[1].get("x-ortserve-pid", "")
+        if answer is None or not pid or not pid.isdigit():
+            return None
+        got = _counts(answer[0])
+        if got is None:
+            return None
+        counts.setdefault(int(pid), got)  # the first read of each: the window starts there
+        if len(counts) == workers:
+            return counts
+    return None
+
+
+def total(counts: Iterable[InferCounts]) -> InferCounts:
+    """Several processes' counts added up."""
+    parts = list(counts)
+    stages = tuple(
+        (sum(p.stages[i][0] for p in parts), sum(p.stages[i][1] for p in parts))
+        for i in range(len(STAGES))
+    )
+    return InferCounts(
+        success=sum(p.success for p in parts),
+        fail=sum(p.fail for p in parts),
+        rows=sum(p.rows for p in parts),
+        runs=sum(p.runs for p in parts),
+        stages=stages,
+    )
+
+
+def _counts(doc: Any) -> InferCounts | None:
     try:
         versions = doc["model_stats"]
         stats = [v["inference_stats"] for v in versions]
@@ -150,7 +192,9 @@ class UsageWindow:
     """Server CPU, and failures from its statistics, over a measured phase.
 
     Statistics are read at ``start()`` and after ``stats_span`` of ``duration_s``: h2load resets
-    the streams still in flight when it stops, and a server may count those as failures.
+    the streams still in flight when it stops, and a server may count those as failures. With
+    ``workers`` > 1 each read covers every worker, and the window needs the same workers at
+    both ends (a worker restarted in between has a new pid, and its counts start again).
     """
 
     def __init__(
@@ -160,13 +204,15 @@ class UsageWindow:
         model: str,
         duration_s: float,
         stats_span: float = 0.9,
+        workers: int = 1,
     ) -> None:
         self.pids = list(pids)
         self.http = http
         self.model = model
+        self.workers = workers
         self.late_s = duration_s * stats_span
         self.cpu_s = 0.0
-        self.counts: list[InferCounts | None] = []
+        self.counts: list[dict[int, InferCounts] | None] = []  # by worker pid (0: one process)
         self.host_shares: tuple[float, float] | None = None  # (steal, idle) over the window
         self._host: HostTimes | None = None
         self._timer: threading.Timer | None = None
@@ -174,13 +220,19 @@ class UsageWindow:
     def start(self) -> None:
         self._host = host_times()
         self.cpu_s = -tree_cpu_s(self.pids)
-        self.counts = [infer_counts(self.http, self.model)]
+        self.counts = [self._read()]
         if self.counts[0] is not None:
             self._timer = threading.Timer(self.late_s, self._read_late)
             self._timer.start()
 
+    def _read(self) -> dict[int, InferCounts] | None:
+        if self.workers > 1:
+            return worker_counts(self.http, self.model, self.workers)
+        counts = infer_counts(self.http, self.model)
+        return None if counts is None else {0: counts}
+
     def _read_late(self) -> None:
-        self.counts.append(infer_counts(self.http, self.model))
+        self.counts.append(self._read())
 
     def stop(self) -> None:
         self.cpu_s += tree_cpu_s(self.pids)
@@ -190,17 +242,24 @@ class UsageWindow:
         if self._timer is not None:
             self._timer.join()
 
+    def _ends(self) -> tuple[InferCounts, InferCounts] | None:
+        """The counts at both ends of the window, every worker's added up; None without."""
+        if len(self.counts) != 2:
+            return None
+        first, last = self.counts
+        if not first or not last or first.keys() != last.keys():
+            return None
+        return total(first.values()), total(last.values())
+
     def server_breakdown(self) -> dict[str, float | None] | None:
         """``breakdown`` over the window, None without statistics."""
-        if len(self.counts) == 2 and self.counts[0] and self.counts[1]:
-            return breakdown(self.counts[0], self.counts[1])
-        return None
+        ends = self._ends()
+        return None if ends is None else breakdown(*ends)
 
     def server_errors(self) -> int | None:
         """Failures the statistics counted in the window, None without statistics."""
-        if len(self.counts) == 2 and self.counts[0] and self.counts[1]:
-            return self.counts[1].fail - self.counts[0].fail
-        return None
+        ends = self._ends()
+        return None if ends is None else ends[1].fail - ends[0].fail
 
 
 def session_parameters(http: str | None, model: str, timeout_s: float = 5.0) -> dict[str, str]:
@@ -215,10 +274,18 @@ def session_parameters(http: str | None, model: str, timeout_s: float = 5.0) -> 
 
 def _get_json(http: str | None, path: str, timeout_s: float) -> Any:
     """The JSON a GET of ``path`` on ``http`` (HOST:PORT) answers with a 200, else None."""
+    answer = _get(http, path, timeout_s)
+    return None if answer is None else answer[0]
+
+
+def _get(http: str | None, path: str, timeout_s: float) -> tuple[Any, dict[str, str]] | None:
+    """The JSON and the headers (lower-case names) of a 200 answer to a GET of ``path`` on
+    ``http`` (HOST:PORT) over a new connection; None for anything else."""
     if http is None:
         return None
     try:
         with urllib.request.urlopen(f"http://{http}{path}", timeout=timeout_s) as response:
-            return json.load(response)
+            headers = {k.lower(): v for k, v in response.headers.items()}
+            return json.load(response), headers
     except (OSError, ValueError, urllib.error.URLError):  # HTTPError is a URLError
         return None

@@ -172,8 +172,8 @@ class Servers:
             self.failed[key] = str(error)
             raise Skip(str(error)) from None
         is_floor = not name.startswith(ORTSERVE)
-        statistics_ok = not is_floor and name != WORKERS  # each worker keeps its own statistics
-        return Target(name, server.grpc, server.http, server.pids, is_floor, statistics_ok)
+        workers = 2 if name == WORKERS else 1  # each keeps its own statistics: all are read
+        return Target(name, server.grpc, server.http, server.pids, is_floor, not is_floor, workers)
 
     def _served(self, name: str) -> list[str]:
         """The models ortserve ``name`` serves (its repository's folders)."""

@@ -9,6 +9,7 @@ endpoint is a Starlette route behind it.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
@@ -29,6 +30,7 @@ from .http_codec import decode_request, decompress, encode_response
 log = logging.getLogger(__name__)
 
 HEADER_LENGTH = "inference-header-content-length"
+ANSWERED_BY = "x-ortserve-pid"  # on statistics and metrics: under --workers, whose they are
 
 
 def json_response(
@@ -130,6 +132,7 @@ async def _read(receive: Receive, declared: str | None, limit: int) -> bytes | N
 
 def build_http_app(service: InferenceService, max_request_bytes: int) -> InferEndpoint:
     """The ASGI app serving the V2 REST endpoints for ``service``."""
+    answered_by = {ANSWERED_BY: str(os.getpid())}  # each worker counts its own requests
 
     async def live(request: Request) -> Response:
         return json_response({"live": True})
@@ -169,7 +172,8 @@ def build_http_app(service: InferenceService, max_request_bytes: int) -> InferEn
 
     async def statistics(request: Request) -> Response:
         params = request.path_params
-        return json_response(service.statistics(params.get("name", ""), params.get("version", "")))
+        doc = service.statistics(params.get("name", ""), params.get("version", ""))
+        return json_response(doc, headers=answered_by)
 
     async def status(request: Request) -> Response:
         name = request.path_params.get("name")
@@ -177,7 +181,8 @@ def build_http_app(service: InferenceService, max_request_bytes: int) -> InferEn
         return json_response(doc, 200 if doc["ready"] else 503)
 
     async def prometheus(request: Request) -> Response:
-        return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        metrics = service.metrics.render()
+        return Response(metrics, headers=answered_by, media_type=CONTENT_TYPE_LATEST)
 
     model_path = "/v2/models/{name}"
     version_path = "/v2/models/{name}/versions/{version}"

@@ -291,6 +291,8 @@ def test_statistics_over_both_protocols(batching_server):
         assert int(entry["inference_count"]) >= 2
         assert int(entry["inference_stats"]["queue"]["count"]) >= 1
         assert int(entry["inference_stats"]["compute_infer"]["ns"]) > 0
+    status, headers, _ = request(batching_server, "GET", "/v2/models/add_sub_batched/stats")
+    assert status == 200 and headers["x-ortserve-pid"] == str(batching_server.process.pid)
     everything = httpclient.InferenceServerClient(batching_server.http).get_inference_statistics()
     assert {s["name"] for s in everything["model_stats"]} >= {"add_sub_batched", "slow"}
     with grpc.insecure_channel(batching_server.grpc) as channel:
@@ -303,6 +305,7 @@ def test_statistics_over_both_protocols(batching_server):
 def test_prometheus_metrics(batching_server):
     status, headers, body = request(batching_server, "GET", "/metrics")
     assert status == 200 and headers["content-type"].startswith("text/plain")
+    assert headers["x-ortserve-pid"] == str(batching_server.process.pid)  # whose they are
     text = body.decode()
     for name in (
         "ortserve_batch_size_bucket",

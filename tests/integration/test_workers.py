@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.server_usage import total, worker_counts
 from tests.conftest import run_to_exit, start_server
 from tests.integration.clients import MODES, client_for, infer
 from tests.onnx_models import add_sub
@@ -45,6 +46,9 @@ def test_two_workers_serve_restart_and_stop(tmp_path):
         assert len(workers) == 2
         for _ in range(10):  # new connections each time: the kernel spreads them
             check_inference(server)
+        counts = worker_counts(server.http, "add_sub", 2)  # what the suite reads
+        assert counts is not None and set(counts) == workers
+        assert total(counts.values()).success == 10 * len(MODES)
         victim = sorted(workers)[0]
         os.kill(victim, signal.SIGKILL)
         wait_for(lambda: len(children(server.process.pid) - {victim}) == 2)

@@ -9,7 +9,15 @@ import time
 import pytest
 
 from benchmarks.report import inside_lines
-from benchmarks.server_usage import STAGES, HostTimes, InferCounts, breakdown, host_times
+from benchmarks.server_usage import (
+    STAGES,
+    HostTimes,
+    InferCounts,
+    UsageWindow,
+    breakdown,
+    host_times,
+    total,
+)
 
 
 def test_shares_are_the_steal_and_idle_parts_of_the_time_that_passed() -> None:
@@ -106,3 +114,23 @@ def test_the_report_shows_the_breakdown_next_to_the_client_latency() -> None:
     assert lines[-1] == "| m | ortserve | grpc c64 | 40.0 | 1,000 | 200 | 10 | 600 | — | 1,500 |"
     assert not any("floor_grpc" in line for line in lines)
     assert inside_lines([floor]) == []
+
+
+def _worker(success: int, fail: int) -> InferCounts:
+    zero = tuple((success, 1000 * success) for _ in STAGES)
+    return InferCounts(success=success, fail=fail, rows=success, runs=success, stages=zero)
+
+
+def test_the_workers_counts_add_up_and_need_the_same_workers_at_both_ends() -> None:
+    assert total([_worker(10, 1), _worker(5, 2)]) == _worker(15, 3)
+    window = UsageWindow((), None, "m", 1.0, workers=2)
+    window.counts = [
+        {11: _worker(10, 1), 12: _worker(5, 0)},
+        {11: _worker(30, 1), 12: _worker(9, 2)},
+    ]
+    assert window.server_errors() == 2  # worker 12 failed two in the window
+    assert window.server_breakdown() == breakdown(_worker(15, 1), _worker(39, 3))
+    window.counts[1] = {11: _worker(30, 1), 13: _worker(1, 0)}  # 12 restarted as 13
+    assert window.server_errors() is None and window.server_breakdown() is None
+    window.counts = [{11: _worker(10, 1), 12: _worker(5, 0)}, None]  # a worker not reached
+    assert window.server_errors() is None
