@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+# the header ortserve's statistics answers name their process in (its http_app.ANSWERED_BY;
+# not imported, which would load the whole server into every load generator)
+ANSWERED_BY = "x-ortserve-pid"
 WORKER_READS = 64  # statistics reads, each on a new connection, to reach every worker
 
 
@@ -107,29 +110,34 @@ class InferCounts:
 def infer_counts(http: str | None, model: str, timeout_s: float = 5.0) -> InferCounts | None:
     """The model's counts from ``http`` (HOST:PORT), or None when the server has no
     statistics endpoint (anything but a 200 with Triton's JSON)."""
-    answer = _get(http, f"/v2/models/{model}/stats", timeout_s)
-    return None if answer is None else _counts(answer[0])
+    read = _read_stats(http, model, timeout_s)
+    return None if read is None else read[0]
 
 
 def worker_counts(
     http: str | None, model: str, workers: int, timeout_s: float = 5.0
 ) -> dict[int, InferCounts] | None:
     """Each of ``workers`` worker processes' counts, by the pid its answers name
-    (``x-ortserve-pid``), read over new connections (the kernel hands each to a worker) until
-    all have answered; None if some did not within ``WORKER_READS`` reads."""
+    (``ANSWERED_BY``), read over new connections (the kernel hands each to a worker) until all
+    have answered; None if some did not within ``WORKER_READS`` reads."""
     counts: dict[int, InferCounts] = {}
     for _ in range(WORKER_READS):
-        answer = _get(http, f"/v2/models/{model}/stats", timeout_s)
-        pid = None if answer is None else answer[1].get("x-ortserve-pid", "")
-        if answer is None or not pid or not pid.isdigit():
+        read = _read_stats(http, model, timeout_s)
+        if read is None or not read[1].get(ANSWERED_BY, "").isdigit():
             return None
-        got = _counts(answer[0])
-        if got is None:
-            return None
-        counts.setdefault(int(pid), got)  # the first read of each: the window starts there
+        counts.setdefault(int(read[1][ANSWERED_BY]), read[0])  # each one's first read
         if len(counts) == workers:
             return counts
     return None
+
+
+def _read_stats(
+    http: str | None, model: str, timeout_s: float
+) -> tuple[InferCounts, dict[str, str]] | None:
+    """The model's counts and the answer's headers, over a new connection; None without."""
+    answer = _get(http, f"/v2/models/{model}/stats", timeout_s)
+    counts = None if answer is None else _counts(answer[0])
+    return None if answer is None or counts is None else (counts, answer[1])
 
 
 def total(counts: Iterable[InferCounts]) -> InferCounts:

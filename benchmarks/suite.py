@@ -45,14 +45,15 @@ OPEN_LOOP_FRACTION = 0.5
 STREAM_CONCURRENCY = 256  # the compiled stream point: 4 streams of STREAM_MESSAGES (64)
 
 ORTSERVE = "ortserve"
-WORKERS = "ortserve --workers 2"
+WORKER_COUNT = 2
+WORKERS = f"ortserve --workers {WORKER_COUNT}"
 NO_BATCHING = "ortserve batching off"
 PROCESS = "ortserve --executor process"
 NO_OP = "ortserve no-op model"  # the small models' no-op twins: ortserve's own cost per request
 SPINNING = "ortserve spinning"  # the small models with ONNX Runtime's idle threads spinning
 ORTSERVES: dict[str, tuple[str, tuple[str, ...]]] = {  # name: (repository, arguments)
     ORTSERVE: ("all", ()),
-    WORKERS: ("small", ("--workers", "2")),
+    WORKERS: ("small", ("--workers", str(WORKER_COUNT))),
     NO_BATCHING: ("no_batching", ()),
     PROCESS: ("all", ("--executor", "process")),
     NO_OP: ("noop", ()),
@@ -172,7 +173,7 @@ class Servers:
             self.failed[key] = str(error)
             raise Skip(str(error)) from None
         is_floor = not name.startswith(ORTSERVE)
-        workers = 2 if name == WORKERS else 1  # each keeps its own statistics: all are read
+        workers = WORKER_COUNT if name == WORKERS else 1  # each keeps its own statistics
         return Target(name, server.grpc, server.http, server.pids, is_floor, not is_floor, workers)
 
     def _served(self, name: str) -> list[str]:

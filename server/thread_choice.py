@@ -105,7 +105,7 @@ def choose_threads(
                 many.run(None, feeds)
                 one.run(None, feeds)
                 timings.append(Timing(size, *compare(many, one, feeds)))
-                if not threads_pay(timings[-1].many_s, timings[-1].one_s):
+                if not keeps_threads(timings):
                     break
     except Exception as error:  # a model that fails here fails its health check, saying why
         log.debug("%s: not timed for its threads (%s); keeping %d", label, error, threads)

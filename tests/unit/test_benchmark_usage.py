@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks.report import inside_lines
 from benchmarks.server_usage import (
+    ANSWERED_BY,
     STAGES,
     HostTimes,
     InferCounts,
@@ -18,6 +19,7 @@ from benchmarks.server_usage import (
     host_times,
     total,
 )
+from server.frontends import http_app
 
 
 def test_shares_are_the_steal_and_idle_parts_of_the_time_that_passed() -> None:
@@ -134,3 +136,7 @@ def test_the_workers_counts_add_up_and_need_the_same_workers_at_both_ends() -> N
     assert window.server_errors() is None and window.server_breakdown() is None
     window.counts = [{11: _worker(10, 1), 12: _worker(5, 0)}, None]  # a worker not reached
     assert window.server_errors() is None
+
+
+def test_the_load_generator_reads_the_header_ortserve_names_its_process_in() -> None:
+    assert ANSWERED_BY == http_app.ANSWERED_BY
