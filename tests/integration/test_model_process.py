@@ -41,6 +41,12 @@ def model_processes(server_pid: int) -> list[int]:
     return sorted(found)
 
 
+def cpu_ticks(pid: int) -> int:
+    """The CPU time a process has used so far, in clock ticks (user + system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def infer_slow(http: str) -> float | str:
     item = httpclient.InferInput("x", [1, 1], "FP32")
     item.set_data_from_numpy(np.array([[2.5]], dtype=np.float32))
@@ -55,7 +61,7 @@ def infer_slow(http: str) -> float | str:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    slow(tmp_path, "slow", steps=40)
+    slow(tmp_path, "slow", steps=120)  # runs of about half a second or more
     (tmp_path / "slow" / "config.toml").write_text(
         "[batching]\nenabled = false\n[runtime]\nintra_op_threads = 1\ninstances = 2\n"
     )
@@ -80,9 +86,13 @@ def test_a_killed_model_process_fails_its_batch_and_comes_back(repo):
     server = start_server(repo, "--executor", "process")
     try:
         before = set(model_processes(server.process.pid))
+        ticks = {pid: cpu_ticks(pid) for pid in before}
         with ThreadPoolExecutor(2) as pool:
             running = [pool.submit(infer_slow, server.http) for _ in range(2)]
-            time.sleep(0.3)  # both instances are busy with a slow run
+            deadline = time.monotonic() + 60
+            while sum(cpu_ticks(pid) - ticks[pid] >= 3 for pid in before) < 2:
+                assert time.monotonic() < deadline, "the slow runs never started"
+                time.sleep(0.01)  # until both of slow's model processes are busy running it
             for pid in before:
                 os.kill(pid, signal.SIGKILL)
             outcomes = [f.result(60) for f in running]
