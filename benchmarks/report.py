@@ -196,6 +196,10 @@ def markdown(results: dict[str, Any]) -> str:
         "answers, next to no compute): what ortserve itself costs, apart from the model. "
         "*ortserve spinning* serves the small models with `[runtime] allow_spinning = true`: "
         "ONNX Runtime's idle threads spin instead of sleeping (faster hand-offs, more CPU). "
+        "*ortserve one thread* serves large_mlp on one intra-op thread (its runs leave a core "
+        "to the front end, as a GPU's would); *ortserve one thread, no hand-off* the same with "
+        "`[runtime] handoff_after_us = 0`: the event loop then keeps the GIL after a submit "
+        "instead of handing the batch to the runtime thread. "
         "Compiled stream points count messages "
         "(K per stream) and have no latency (—): h2load times whole streams.",
         "",

@@ -41,6 +41,8 @@ RAW_ORT_MODELS = (*SMALL_MODELS, LARGE_MODEL)
 GPU_MODELS = tuple(RESNETS)  # ResNet-50 FP32 and FP16: only with --device cuda
 NO_BATCHING_CONFIG = "[batching]\nenabled = false\n"
 SPINNING_CONFIG = "[runtime]\nallow_spinning = true\n"
+ONE_THREAD_CONFIG = "[runtime]\nintra_op_threads = 1\n"  # the model leaves a core to the rest
+NO_HANDOFF_CONFIG = ONE_THREAD_CONFIG + "handoff_after_us = 0\n"
 OPEN_LOOP_FRACTION = 0.5
 STREAM_CONCURRENCY = 256  # the compiled stream point: 4 streams of STREAM_MESSAGES (64)
 
@@ -51,6 +53,10 @@ NO_BATCHING = "ortserve batching off"
 PROCESS = "ortserve --executor process"
 NO_OP = "ortserve no-op model"  # the small models' no-op twins: ortserve's own cost per request
 SPINNING = "ortserve spinning"  # the small models with ONNX Runtime's idle threads spinning
+# large_mlp on one intra-op thread, so that its runs do not wait for a core: as on a GPU or a
+# bigger host, what the loop's hand-off of each batch to the runtime thread is worth shows
+ONE_THREAD = "ortserve one thread"
+NO_HANDOFF = "ortserve one thread, no hand-off"
 ORTSERVES: dict[str, tuple[str, tuple[str, ...]]] = {  # name: (repository, arguments)
     ORTSERVE: ("all", ()),
     WORKERS: ("small", ("--workers", str(WORKER_COUNT))),
@@ -58,6 +64,8 @@ ORTSERVES: dict[str, tuple[str, tuple[str, ...]]] = {  # name: (repository, argu
     PROCESS: ("all", ("--executor", "process")),
     NO_OP: ("noop", ()),
     SPINNING: ("spinning", ()),
+    ONE_THREAD: ("one_thread", ()),
+    NO_HANDOFF: ("no_handoff", ()),
 }
 THREAD_TRY = "intra-op thread"  # in ortserve's log line on each model's threads at load
 FLOOR_GRPC, FLOOR_HTTP, FLOOR_GRPC_X2 = "floor_grpc", "floor_http", "floor_grpc ×2"
@@ -72,6 +80,8 @@ FLOOR_OF = {  # (served server, protocol) -> the floor it is compared with (stre
     (NO_OP, "grpc"): FLOOR_GRPC,
     (NO_OP, "http"): FLOOR_HTTP,
     (SPINNING, "grpc"): FLOOR_GRPC,
+    (ONE_THREAD, "grpc"): FLOOR_GRPC,
+    (NO_HANDOFF, "grpc"): FLOOR_GRPC,
 }
 
 
@@ -122,6 +132,8 @@ def plan(quick: bool, device: str = "cpu") -> list[Planned]:
         items.append(Planned(ORTSERVE, Point("grpc", model, 64), OPEN_LOOP_FRACTION))
         items.append(Planned(PROCESS, Point("grpc", model, 64)))
     items += _pair(ORTSERVE, FLOOR_GRPC, Point("grpc", LARGE_MODEL, 64))
+    items.append(Planned(ONE_THREAD, Point("grpc", LARGE_MODEL, 64)))  # next to its floor
+    items.append(Planned(NO_HANDOFF, Point("grpc", LARGE_MODEL, 64)))
     items.append(Planned(PROCESS, Point("grpc", LARGE_MODEL, 64)))
     items.append(Planned(PROCESS, Point("grpc", LARGE_MODEL, 16, rows=16)))
     items.append(Planned(NO_BATCHING, Point("grpc", LARGE_MODEL, 64)))
@@ -401,8 +413,9 @@ def _ratio(value: float | None, reference: float | None) -> float | None:
 
 def build_repos(root: Path, no_batching_config: str, device: str = "cpu") -> dict[str, Path]:
     """Every model; the small ones (for ``--workers``); large_mlp with batching disabled; the
-    small ones' no-op twins; the small ones with ONNX Runtime's threads spinning. With
-    ``device`` "cuda" the first two hold the ResNet-50s too."""
+    small ones' no-op twins; the small ones with ONNX Runtime's threads spinning; large_mlp
+    on one intra-op thread, with and without the hand-off. With ``device`` "cuda" the first
+    two hold the ResNet-50s too."""
     gpu = GPU_MODELS if device == "cuda" else ()
     return {
         "all": build_models(root / "all", (*ALL_MODELS, *gpu)),
@@ -410,6 +423,8 @@ def build_repos(root: Path, no_batching_config: str, device: str = "cpu") -> dic
         "no_batching": build_models(root / "no_batching", (LARGE_MODEL,), no_batching_config),
         "noop": build_models(root / "noop", SMALL_MODELS, noop=True),
         "spinning": build_models(root / "spinning", SMALL_MODELS, SPINNING_CONFIG),
+        "one_thread": build_models(root / "one_thread", (LARGE_MODEL,), ONE_THREAD_CONFIG),
+        "no_handoff": build_models(root / "no_handoff", (LARGE_MODEL,), NO_HANDOFF_CONFIG),
     }
 
 

@@ -6,6 +6,15 @@ batch's inputs and puts it on a queue; a runtime thread runs it and hands the ou
 with ``call_soon_threadsafe``; the loop cuts them per request. The thread holds the GIL only to
 enter and leave ONNX Runtime: every GIL-holding moment of that thread is one the event loop
 waits for. The model's signature is read from the graph and tightened by config.
+
+The hand-off: a runtime thread woken for a batch needs the GIL before it can start the run,
+and a busy loop keeps it until it next waits for I/O or Python's switch interval (5 ms) forces
+it out. Right after a submit the loop is at its busiest (it answers the batch just finished),
+so a compute-bound model's thread could sit idle for milliseconds between its runs. Where the
+last run took ``[runtime] handoff_after_us`` or more, the loop therefore steps aside after a
+submit: it waits, without the GIL, until a runtime thread has taken the batch (at most
+``HANDOFF_WAIT_S``), which costs it about 0.1 ms. Short runs keep the wait: there the loop's
+time is what bounds throughput, and a later start only lets a batch grow.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ log = logging.getLogger(__name__)
 BatchDone = Callable[[RunResult | BaseException], None]
 
 DEFAULT_MAX_BATCH_SIZE = 256
+HANDOFF_WAIT_S = 0.001  # the longest the loop waits for a runtime thread to take a batch
 
 
 class ModelRuntime(Protocol):
@@ -171,6 +181,9 @@ class OrtRuntime:
         )
         self.device = "cuda" if first.cuda else "cpu"
         self.instances = config.instances
+        self._handoff_after_ns = config.handoff_after_us * 1000 or None  # None: never
+        self.handoff_wait_s = HANDOFF_WAIT_S
+        self._hand_off = False  # the last run took handoff_after_us or more
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._work, name=f"ort {self.label} #{i}", daemon=True)
@@ -209,11 +222,19 @@ class OrtRuntime:
         feeds = concatenate(feeds_list)
         job = _Job(feeds, rows, names, check_finite, done, asyncio.get_running_loop())
         job.input_ns = time.perf_counter_ns() - t0
+        if not self._hand_off:
+            self._jobs.put(job)
+            return
+        job.taken = taken = threading.Lock()
+        taken.acquire()
         self._jobs.put(job)
+        taken.acquire(timeout=self.handoff_wait_s)  # the GIL is free meanwhile
 
     def _work(self) -> None:
         run, label, ran = self.run_sync, self.label, self._ran
         while (job := self._jobs.get()) is not None:
+            if job.taken is not None:
+                job.taken.release()
             try:
                 outcome: Ran | BaseException = run_batch(run, label, job.feeds, job.rows, job.names)
             except BaseException as error:  # handed to the loop, which decides
@@ -223,12 +244,13 @@ class OrtRuntime:
             except RuntimeError:
                 return  # the loop is closed: the server is gone
 
-    @staticmethod
-    def _ran(job: _Job, outcome: Ran | BaseException) -> None:
+    def _ran(self, job: _Job, outcome: Ran | BaseException) -> None:
         """On the loop: cut a finished batch per request and hand it on."""
         if isinstance(outcome, BaseException):
             job.done(outcome)
             return
+        after = self._handoff_after_ns
+        self._hand_off = after is not None and outcome.infer_ns >= after
         try:
             result = split(outcome, job.rows, job.names, job.check_finite)
         except Exception as error:
@@ -256,6 +278,7 @@ class _Job:
     done: BatchDone
     loop: asyncio.AbstractEventLoop
     input_ns: int = 0
+    taken: threading.Lock | None = None  # held until a runtime thread takes the job (hand-off)
 
 
 def read_signature(

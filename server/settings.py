@@ -133,6 +133,9 @@ class RuntimeConfig:
     intra_op_threads: int = 0  # 0: the server's intra_op_threads
     inter_op_threads: int = 0  # 0: ONNX Runtime's choice
     allow_spinning: bool = False  # true: ORT's idle threads spin: lower latency, a core's CPU
+    # thread executor: after a run this long the loop hands the next batch to a runtime thread
+    # (waits for it to be taken) rather than keep the GIL it needs to start; 0: never
+    handoff_after_us: int = 2000
     graph_optimization: str = "all"
     executor: str | None = None  # None: the server's executor ("process" or "thread")
     # "exhaustive" (ONNX Runtime's own default) times every algorithm for each new input shape,
@@ -148,6 +151,8 @@ class RuntimeConfig:
             raise ConfigError("runtime.instances: must be at least 1")
         if self.intra_op_threads < 0 or self.inter_op_threads < 0:
             raise ConfigError("runtime: thread counts must be 0 (automatic) or more")
+        if self.handoff_after_us < 0:
+            raise ConfigError("runtime.handoff_after_us: must be 0 (never) or more")
         if self.graph_optimization not in GRAPH_OPTIMIZATIONS:
             raise ConfigError(
                 f'runtime.graph_optimization: "{self.graph_optimization}" is not one of '

@@ -294,6 +294,7 @@ def test_model_config_wrong_type_names_key_and_file(tmp_path: Path, text: str, k
         ("[batching]\nmax_batch_size = -1\n", "batching.max_batch_size"),
         ("[runtime]\ninstances = 0\n", "runtime.instances"),
         ("[runtime]\nintra_op_threads = -1\n", "runtime"),
+        ("[runtime]\nhandoff_after_us = -1\n", "runtime.handoff_after_us"),
         ('[runtime]\ngraph_optimization = "max"\n', "runtime.graph_optimization"),
         ('[runtime]\ndevice = "gpu"\n', "runtime.device"),
         ('[runtime]\nexecutor = "fork"\n', "runtime.executor"),
