@@ -104,13 +104,14 @@ def test_a_busy_thread_only_delays_the_loop_by_the_wait(tmp_path):
     both batches still get their own answers."""
     slow(tmp_path)
     runtime = load(tmp_path, "slow", handoff_after_us=1)
-    runtime.handoff_wait_s = 0.001
     first = np.full((1, 1), 3.0, dtype=np.float32)
     second = np.full((2, 1), 5.0, dtype=np.float32)
 
     async def main() -> None:
         np.testing.assert_array_equal(await output(submit(runtime, first)), first)
+        runtime.handoff_wait_s = 10.0  # until the thread has it, however slow the host
         running = submit(runtime, first)  # handed over: the thread is now in the slow run
+        runtime.handoff_wait_s = 0.001
         queued = submit(runtime, second)  # no thread free: the wait runs out, the loop goes on
         assert runtime._jobs.qsize() == 1
         np.testing.assert_array_equal(await output(running), first)
