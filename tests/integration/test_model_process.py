@@ -16,12 +16,16 @@ import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
+from benchmarks.server_usage import TICKS_PER_S, process_cpu_s
 from server.process_runtime import ProcessRuntime
 from server.settings import RuntimeConfig
 from tests.conftest import start_server
 from tests.onnx_models import identity, slow, tile
 
 pytestmark = pytest.mark.integration
+
+
+BUSY_S = 3 / TICKS_PER_S  # CPU time a model process gains once it is running a slow run
 
 
 def model_processes(server_pid: int) -> list[int]:
@@ -39,12 +43,6 @@ def model_processes(server_pid: int) -> list[int]:
         if parent == server_pid and b"server.model_process" in cmdline:
             found.append(int(entry.name))
     return sorted(found)
-
-
-def cpu_ticks(pid: int) -> int:
-    """The CPU time a process has used so far, in clock ticks (user + system)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
 
 
 def infer_slow(http: str) -> float | str:
@@ -86,11 +84,11 @@ def test_a_killed_model_process_fails_its_batch_and_comes_back(repo):
     server = start_server(repo, "--executor", "process")
     try:
         before = set(model_processes(server.process.pid))
-        ticks = {pid: cpu_ticks(pid) for pid in before}
+        used = {pid: process_cpu_s(pid) for pid in before}
         with ThreadPoolExecutor(2) as pool:
             running = [pool.submit(infer_slow, server.http) for _ in range(2)]
             deadline = time.monotonic() + 60
-            while sum(cpu_ticks(pid) - ticks[pid] >= 3 for pid in before) < 2:
+            while sum(process_cpu_s(pid) - used[pid] >= BUSY_S for pid in before) < 2:
                 assert time.monotonic() < deadline, "the slow runs never started"
                 time.sleep(0.01)  # until both of slow's model processes are busy running it
             for pid in before:
