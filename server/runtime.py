@@ -181,7 +181,7 @@ class OrtRuntime:
         )
         self.device = "cuda" if first.cuda else "cpu"
         self.instances = config.instances
-        self._handoff_after_ns = config.handoff_after_us * 1000 or None  # None: never
+        self._handoff_after_ns = config.handoff_after_us * 1000  # 0: never
         self.handoff_wait_s = HANDOFF_WAIT_S
         self._hand_off = False  # the last run took handoff_after_us or more
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -249,8 +249,7 @@ class OrtRuntime:
         if isinstance(outcome, BaseException):
             job.done(outcome)
             return
-        after = self._handoff_after_ns
-        self._hand_off = after is not None and outcome.infer_ns >= after
+        self._hand_off = 0 < self._handoff_after_ns <= outcome.infer_ns
         try:
             result = split(outcome, job.rows, job.names, job.check_finite)
         except Exception as error:
