@@ -33,7 +33,7 @@ import numpy as np
 import onnxruntime as ort
 
 from server.datatypes import BY_ONNX
-from server.model_process import session_options as server_session_options
+from server.ort_options import session_options as server_session_options
 
 from .latency import percentiles_ms
 

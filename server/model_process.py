@@ -1,10 +1,11 @@
 """A model process: one ONNX Runtime session serving batches sent by the server process.
 
 Started by ``process_runtime`` as ``python -m server.model_process SOCKET_FD ARENA_FD``. The
-first frame it reads says which model to load and how; it answers with the model's inputs and
-outputs (or the error), then runs one batch per frame until the socket closes. Running the
-model outside the server process keeps ONNX Runtime's Python-side work off the server's GIL,
-which the event loop needs for every request.
+first frame it reads says which model to load and how (the first process of a model version
+also tries its intra-op threads, ``thread_choice``); it answers with the model's inputs and
+outputs and the threads it runs on (or the error), then runs one batch per frame until the
+socket closes. Running the model outside the server process keeps ONNX Runtime's Python-side
+work off the server's GIL, which the event loop needs for every request.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,37 +26,11 @@ import onnxruntime as ort
 
 from . import model_ipc
 from .batch_run import nonfinite_of, run_batch
+from .ort_options import session_options, wants_cuda
+from .thread_choice import choose_threads
 from .types import Array
 
 log = logging.getLogger(__name__)
-
-OPTIMIZATION = {
-    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-}
-
-
-def session_options(options: dict[str, Any]) -> ort.SessionOptions:
-    """SessionOptions from the plain settings both executors share."""
-    result = ort.SessionOptions()
-    result.graph_optimization_level = OPTIMIZATION[options["graph_optimization"]]
-    result.intra_op_num_threads = options["intra_op_threads"]
-    result.inter_op_num_threads = options["inter_op_threads"]
-    result.log_severity_level = 3
-    spin = "1" if options["allow_spinning"] else "0"
-    result.add_session_config_entry("session.intra_op.allow_spinning", spin)
-    result.add_session_config_entry("session.inter_op.allow_spinning", spin)
-    return result
-
-
-CUDA_PROVIDER = "CUDAExecutionProvider"
-
-
-def wants_cuda(providers: Sequence[Any]) -> bool:
-    """Whether ``providers`` (names, or ``(name, options)`` pairs) ask for, or got, CUDA."""
-    return any((p if isinstance(p, str) else p[0]) == CUDA_PROVIDER for p in providers)
 
 
 @functools.cache
@@ -133,12 +108,20 @@ def serve(sock: socket.socket, arena: model_ipc.Arena) -> int:
     providers = providers_from_wire(config["providers"])
     if wants_cuda(providers):
         preload_cuda_libraries()
-    try:
-        session = ort.InferenceSession(
-            config["path"],
-            session_options(config["options"]),
-            providers=providers,
+    options = dict(config["options"])
+    label = config["label"]
+    session, said = None, ""
+    if config["try_threads"]:  # the server's first model process; the others get its choice
+        choice = choose_threads(
+            Path(config["path"]), options, providers, config["max_batch_size"], label
         )
+        options["intra_op_threads"] = choice.threads
+        session, said = choice.session, choice.said
+    try:
+        if session is None:
+            session = ort.InferenceSession(
+                config["path"], session_options(options), providers=providers
+            )
     except Exception as error:  # ORT raises its own pybind types for bad files
         model_ipc.send_frame(sock, {"error": str(error)})
         return 1
@@ -149,9 +132,10 @@ def serve(sock: socket.socket, arena: model_ipc.Arena) -> int:
             "inputs": describe(session.get_inputs()),
             "outputs": describe(session.get_outputs()),
             "providers": session.get_providers(),
+            "intra_op_threads": options["intra_op_threads"],
+            "thread_choice": said,
         },
     )
-    label = config["label"]
     while (received := model_ipc.recv_frame(sock)) is not None:
         header, payload = received
         model_ipc.send_frame(sock, *run_frame(runner, label, arena, header, payload))

@@ -30,16 +30,17 @@ from typing import Any, NamedTuple, cast
 from . import model_ipc
 from .batch_run import Ran, RunResult, split
 from .errors import ConfigError
-from .model_process import wants_cuda
+from .ort_options import wants_cuda
 from .runtime import (
     BatchDone,
     check_providers,
     device_id,
-    model_session_settings,
     read_signature,
     resolve_providers,
+    session_settings,
 )
 from .settings import RuntimeConfig
+from .thread_choice import one_try_at_a_time, worth_trying
 from .types import Array
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,14 @@ class _Batch:
 class ModelProcess:
     """One model process: its socket, its arena, and the batch it is running."""
 
-    def __init__(self, hello: dict[str, Any], path: Path) -> None:
+    def __init__(
+        self,
+        hello: dict[str, Any],
+        path: Path,
+        loading: threading.Lock | None = None,
+    ) -> None:
+        """Start the process and wait for it to load the model. It starts its interpreter
+        first; only the load (sending ``hello``, reading the answer) holds ``loading``."""
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.arena = model_ipc.Arena.create(INITIAL_ARENA_BYTES)
         self._wanted = INITIAL_ARENA_BYTES
@@ -92,8 +100,9 @@ class ModelProcess:
         self.transport: asyncio.BaseTransport | None = None
         self.batch: _Batch | None = None
         try:
-            model_ipc.send_frame(parent, hello)
-            reply = model_ipc.recv_frame(parent)
+            with loading or contextlib.nullcontext():
+                model_ipc.send_frame(parent, hello)
+                reply = model_ipc.recv_frame(parent)
         except OSError:
             reply = None
         if reply is None or "error" in reply[0]:
@@ -219,15 +228,15 @@ class ProcessRuntime:
         self.label = label or str(path)
         wanted = config.device or device
         self.providers = resolve_providers(wanted, config.cudnn_conv_algo_search)
-        self.settings, _ = model_session_settings(  # each model process loads its own session
-            path, config, default_threads, self.providers, max_batch_size, self.label
-        )
-        self._hello = {
+        self.settings = session_settings(config, default_threads)
+        self._hello: dict[str, Any] = {
             "path": str(path),
             "options": self.settings,
             "providers": self.providers,
             "device_id": device_id(wanted),
             "label": self.label,
+            "try_threads": False,
+            "max_batch_size": max_batch_size,
         }
         self.instances = config.instances
         self._processes: list[ModelProcess] = []
@@ -238,7 +247,9 @@ class ProcessRuntime:
         self._closed = False
         self._restarts: set[asyncio.Task[None]] = set()
         try:
-            for _ in range(config.instances):
+            if not config.intra_op_threads and worth_trying(path, self.settings, self.providers):
+                self._processes.append(self._first_trying_threads())
+            while len(self._processes) < config.instances:
                 self._processes.append(ModelProcess(self._hello, path))
             check_providers(wanted, self.providers, self._processes[0].info["providers"], path)
         except BaseException:
@@ -252,6 +263,15 @@ class ProcessRuntime:
             path,
         )
         self.device = "cuda" if wants_cuda(info["providers"]) else "cpu"
+
+    def _first_trying_threads(self) -> ModelProcess:
+        """The first model process, which tries the model's intra-op threads (``thread_choice``)
+        while no other try runs; the others, and any started again, get what it chose."""
+        first = ModelProcess({**self._hello, "try_threads": True}, self.path, one_try_at_a_time)
+        self.settings["intra_op_threads"] = first.info["intra_op_threads"]
+        if first.info["thread_choice"]:
+            log.info("%s", first.info["thread_choice"])
+        return first
 
     async def attach(self) -> None:
         """Hand the sockets to the running event loop; from now on batches go through it."""

@@ -34,13 +34,8 @@ import onnxruntime as ort
 from .batch_run import Ran, RunResult, concatenate, run_batch, split
 from .datatypes import BY_ONNX
 from .errors import ConfigError
-from .model_process import (
-    CUDA_PROVIDER,
-    ModelRunner,
-    preload_cuda_libraries,
-    session_options,
-    wants_cuda,
-)
+from .model_process import ModelRunner, preload_cuda_libraries
+from .ort_options import CUDA_PROVIDER, session_options, wants_cuda
 from .settings import RuntimeConfig
 from .thread_choice import choose_threads
 from .types import Array, ModelSignature, TensorSpec
@@ -142,6 +137,8 @@ def model_session_settings(
     if config.intra_op_threads:
         return settings, None
     choice = choose_threads(path, settings, providers, max_batch_size, label)
+    if choice.said:
+        log.info("%s", choice.said)
     settings["intra_op_threads"] = choice.threads
     return settings, choice.session
 

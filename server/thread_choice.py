@@ -17,7 +17,9 @@ first two runs on N threads each ``LONG_RUN_S`` long (one alone may have stalled
 over ``MAX_PROBE_FILE_BYTES`` (not loaded once more for the try), CUDA, spinning threads,
 string inputs, or a run that fails (the health check says why). A model's own
 ``intra_op_threads`` is used as given. The session the try loaded on the threads it chose is
-handed back, so that the runtime need not load the file again.
+handed back, so that the runtime need not load the file again, with the line its caller logs.
+With the ``process`` executor the first model process makes the try and the others start on
+its choice: the server process never loads the model.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .datatypes import BY_ONNX
-from .model_process import session_options, wants_cuda
+from .ort_options import session_options, wants_cuda
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +48,15 @@ LONG_RUN_S = 0.02  # a run on N threads this long: they pay for their wake-up, n
 MIN_SPEEDUP = 1.25  # N threads must be this much faster than one to be kept
 MIN_SAVING_S = 50e-6  # and save this much per run: runs of microseconds time as noise, not work
 MAX_PROBE_FILE_BYTES = 64 * 2**20
-_one_at_a_time = threading.Lock()  # models load in parallel; timings taken together would lie
+# models load in parallel (in threads, or in model processes whose first one tries while the
+# server holds this): timings taken together would lie
+one_try_at_a_time = threading.Lock()
 
 
 class ThreadChoice(NamedTuple):
     threads: int
     session: ort.InferenceSession | None  # loaded with ``threads``, warmed up; None if not tried
+    said: str = ""  # what the try found, for the log ("" where none was made)
 
 
 class Timing(NamedTuple):
@@ -71,17 +76,12 @@ def choose_threads(
     row and of ``PROBE_ROWS`` rows both ``MIN_SPEEDUP`` times faster than one thread does."""
     threads = int(settings["intra_op_threads"])
     untried = ThreadChoice(threads, None)
-    if (
-        threads <= 1
-        or wants_cuda(providers)
-        or settings["allow_spinning"]
-        or _size(path) > MAX_PROBE_FILE_BYTES
-    ):
+    if not worth_trying(path, settings, providers):
         return untried
     rows = min(PROBE_ROWS, max_batch_size) if max_batch_size else PROBE_ROWS
     timings: list[Timing] = []
     try:
-        with _one_at_a_time:
+        with one_try_at_a_time:
             many = _session(path, settings, threads, providers)
             sizes = probe_sizes(many, rows)
             if not sizes:
@@ -89,17 +89,12 @@ def choose_threads(
             big = sizes[-1][1]
             first_s = _timed(many, big, gap_s=0.0)  # the first run allocates, too
             if first_s >= LONG_RUN_S and (second_s := _timed(many, big, gap_s=0.0)) >= LONG_RUN_S:
-                log.info(
-                    "%s: %d intra-op threads, not tried on one (runs of %d rows: %.1f and "
-                    "%.1f ms on %d threads)",
-                    label or path,
-                    threads,
-                    sizes[-1][0],
-                    first_s * 1e3,
-                    second_s * 1e3,
-                    threads,
+                said = (
+                    f"{label or path}: {threads} intra-op threads, not tried on one (runs of "
+                    f"{sizes[-1][0]} rows: {first_s * 1e3:.1f} and {second_s * 1e3:.1f} ms "
+                    f"on {threads} threads)"
                 )
-                return ThreadChoice(threads, many)
+                return ThreadChoice(threads, many, said)
             one = _session(path, settings, 1, providers)
             for size, feeds in sizes:  # one row first: where threads do not pay, stop there
                 many.run(None, feeds)
@@ -111,18 +106,24 @@ def choose_threads(
         log.debug("%s: not timed for its threads (%s); keeping %d", label, error, threads)
         return untried
     chosen = threads if keeps_threads(timings) else 1
-    log.info(
-        "%s: %d intra-op thread%s (%s)",
-        label or path,
-        chosen,
-        "" if chosen == 1 else "s",
-        "; ".join(
-            f"runs of {t.rows} row{'' if t.rows == 1 else 's'}: {t.many_s * 1e3:.2f} ms "
-            f"on {threads} threads, {t.one_s * 1e3:.2f} ms on one"
-            for t in timings
-        ),
+    runs = "; ".join(
+        f"runs of {t.rows} row{'' if t.rows == 1 else 's'}: {t.many_s * 1e3:.2f} ms "
+        f"on {threads} threads, {t.one_s * 1e3:.2f} ms on one"
+        for t in timings
     )
-    return ThreadChoice(chosen, many if chosen == threads else one)
+    said = f"{label or path}: {chosen} intra-op thread{'' if chosen == 1 else 's'} ({runs})"
+    return ThreadChoice(chosen, many if chosen == threads else one, said)
+
+
+def worth_trying(path: Path, settings: dict[str, Any], providers: Sequence[Any]) -> bool:
+    """Whether ``choose_threads`` would try the model at all: more than one thread asked for,
+    on the CPU, sleeping when idle, from a file of at most ``MAX_PROBE_FILE_BYTES``."""
+    return (
+        int(settings["intra_op_threads"]) > 1
+        and not wants_cuda(providers)
+        and not settings["allow_spinning"]
+        and _size(path) <= MAX_PROBE_FILE_BYTES
+    )
 
 
 def keeps_threads(timings: Sequence[Timing]) -> bool:

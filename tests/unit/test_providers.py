@@ -11,7 +11,8 @@ import orjson
 import pytest
 
 from server.errors import ConfigError
-from server.model_process import preload_cuda_libraries, providers_from_wire, wants_cuda
+from server.model_process import preload_cuda_libraries, providers_from_wire
+from server.ort_options import wants_cuda
 from server.runtime import check_providers, cuda_provider, resolve_providers
 from tests.onnx_models import identity
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +58,6 @@ def threads_never_pay(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_the_try_keeps_the_threads_only_where_they_pay_and_says_so(
     tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
     min_speedup: float,
     min_saving_s: float,
@@ -66,23 +68,19 @@ def test_the_try_keeps_the_threads_only_where_they_pay_and_says_so(
     monkeypatch.setattr(thread_choice, "MIN_SAVING_S", min_saving_s)
     monkeypatch.setattr(thread_choice, "LONG_RUN_S", float("inf"))
     path = add_sub(tmp_path)
-    with caplog.at_level(logging.INFO, logger="server.thread_choice"):
-        chosen = choose_threads(path, _settings(2), CPU, max_batch_size, "add_sub")
+    chosen = choose_threads(path, _settings(2), CPU, max_batch_size, "add_sub")
     assert chosen.threads == int(logged[0]) and chosen.session is not None
-    (line,) = [r.getMessage() for r in caplog.records]
+    line = chosen.said
     assert line.startswith(f"add_sub: {logged}")
     assert "ms on 2 threads" in line and line.endswith("ms on one)")
     assert ("; runs of 32 rows: " in line) == (chosen.threads == 2)  # PROBE_ROWS
 
 
-def test_a_model_whose_runs_are_long_keeps_its_threads_untried(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_model_whose_runs_are_long_keeps_its_threads_untried(tmp_path: Path) -> None:
     path = slow(tmp_path, steps=24)  # 24 MatMuls of 768 x 768: far over LONG_RUN_S
-    with caplog.at_level(logging.INFO, logger="server.thread_choice"):
-        assert choose_threads(path, _settings(2), CPU, None, "slow").threads == 2
-    (line,) = [r.getMessage() for r in caplog.records]  # no one-thread session was tried
-    assert line.startswith("slow: 2 intra-op threads, not tried on one (runs of 32 rows: ")
+    chosen = choose_threads(path, _settings(2), CPU, None, "slow")
+    assert chosen.threads == 2  # and no one-thread session was tried:
+    assert chosen.said.startswith("slow: 2 intra-op threads, not tried on one (runs of 32 rows: ")
 
 
 @pytest.mark.parametrize(
@@ -158,19 +156,69 @@ def test_a_models_own_thread_count_is_used_as_given(tmp_path: Path) -> None:
     assert model_session_settings(path, RuntimeConfig(), 2, CPU, 8, "")[0]["intra_op_threads"] == 1
 
 
-@pytest.mark.usefixtures("threads_never_pay")
-def test_both_executors_run_the_model_on_the_threads_chosen(tmp_path: Path) -> None:
+@pytest.mark.usefixtures("threads_never_pay")  # in this process; a model process times for real
+@pytest.mark.parametrize("executor", [OrtRuntime, ProcessRuntime])
+def test_both_executors_run_the_model_on_the_threads_chosen_and_log_the_try(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, executor: type[OrtRuntime | ProcessRuntime]
+) -> None:
+    path = add_sub(tmp_path)  # runs of microseconds: under MIN_SAVING_S whatever the host does
+    feeds = {"INPUT0": np.ones((2, 16), np.float32), "INPUT1": np.ones((2, 16), np.float32)}
+    with caplog.at_level(logging.INFO):
+        runtime = executor(path, RuntimeConfig(instances=2), "cpu", 8, 2, "add_sub")
+    try:
+        assert runtime.settings["intra_op_threads"] == 1
+        np.testing.assert_array_equal(runtime.run_sync(feeds, ["OUTPUT0"])[0], 2 * feeds["INPUT0"])
+    finally:
+        runtime.close()
+    (line,) = [r.getMessage() for r in caplog.records if "intra-op thread" in r.getMessage()]
+    assert line.startswith("add_sub: 1 intra-op thread (runs of 1 row: ")
+
+
+def test_the_first_model_process_tries_and_the_others_start_on_its_choice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = add_sub(tmp_path)
-    threads = OrtRuntime(path, RuntimeConfig(), "cpu", 8, default_threads=2)
+    loads: list[int] = []
+
+    class Counted(ort.InferenceSession):  # type: ignore[misc]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            loads.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", Counted)
+    runtime = ProcessRuntime(path, RuntimeConfig(instances=3), "cpu", 8, 2, "add_sub")
+
+    async def killed_and_back() -> dict[str, object]:
+        await runtime.attach()
+        try:
+            first = runtime._processes[0]
+            os.kill(first.process.pid, signal.SIGKILL)
+            while first in runtime._processes or len(runtime._processes) < 3:
+                await asyncio.sleep(0.05)
+            return runtime._processes[-1].info
+        finally:
+            runtime.close()  # while the loop its sockets are on still runs
+
     try:
-        assert threads.settings["intra_op_threads"] == 1
+        infos = [process.info for process in runtime._processes]
+        assert [i["intra_op_threads"] for i in infos] == [1, 1, 1]
+        assert infos[0]["thread_choice"].startswith("add_sub: 1 intra-op thread (runs of 1 row")
+        assert [i["thread_choice"] for i in infos[1:]] == ["", ""]  # not tried again
+        again = asyncio.run(asyncio.wait_for(killed_and_back(), timeout=60))
+        assert (again["intra_op_threads"], again["thread_choice"]) == (1, "")  # nor on a restart
     finally:
-        threads.close()
-    process = ProcessRuntime(path, RuntimeConfig(), "cpu", 8, default_threads=2)
+        runtime.close()
+    assert loads == []  # the server process never loaded the model
+
+
+def test_a_model_process_keeps_a_models_own_thread_count_untried(tmp_path: Path) -> None:
+    runtime = ProcessRuntime(add_sub(tmp_path), RuntimeConfig(intra_op_threads=2), "cpu", 8, 2)
     try:
-        assert process.settings["intra_op_threads"] == 1
+        assert runtime.settings["intra_op_threads"] == 2
+        assert [p.info["intra_op_threads"] for p in runtime._processes] == [2]
+        assert runtime._processes[0].info["thread_choice"] == ""
     finally:
-        process.close()
+        runtime.close()
 
 
 @pytest.mark.usefixtures("threads_never_pay")
