@@ -47,6 +47,20 @@ def threads_never_pay(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(thread_choice, "LONG_RUN_S", float("inf"))
 
 
+@pytest.fixture
+def loads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per ONNX Runtime session loaded in this process from now on."""
+    loaded: list[int] = []
+
+    class Counted(ort.InferenceSession):  # type: ignore[misc]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            loaded.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", Counted)
+    return loaded
+
+
 @pytest.mark.parametrize(
     ("min_speedup", "min_saving_s", "max_batch_size", "logged"),
     [
@@ -175,17 +189,9 @@ def test_both_executors_run_the_model_on_the_threads_chosen_and_log_the_try(
 
 
 def test_the_first_model_process_tries_and_the_others_start_on_its_choice(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, loads: list[int]
 ) -> None:
     path = add_sub(tmp_path)
-    loads: list[int] = []
-
-    class Counted(ort.InferenceSession):  # type: ignore[misc]
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            loads.append(1)
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(ort, "InferenceSession", Counted)
     runtime = ProcessRuntime(path, RuntimeConfig(instances=3), "cpu", 8, 2, "add_sub")
 
     async def killed_and_back() -> dict[str, object]:
@@ -224,17 +230,9 @@ def test_a_model_process_keeps_a_models_own_thread_count_untried(tmp_path: Path)
 @pytest.mark.usefixtures("threads_never_pay")
 @pytest.mark.parametrize("instances", [1, 2])
 def test_the_session_the_try_loaded_is_served_not_loaded_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, instances: int
+    tmp_path: Path, loads: list[int], instances: int
 ) -> None:
     path = add_sub(tmp_path)
-    loads: list[int] = []
-
-    class Counted(ort.InferenceSession):  # type: ignore[misc]
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            loads.append(1)
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(ort, "InferenceSession", Counted)
     runtime = OrtRuntime(path, RuntimeConfig(instances=instances), "cpu", 8, default_threads=2)
     try:
         feeds = {"INPUT0": np.ones((2, 16), np.float32), "INPUT1": np.ones((2, 16), np.float32)}
