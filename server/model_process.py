@@ -1,6 +1,6 @@
 """A model process: one ONNX Runtime session serving batches sent by the server process.
 
-Started by ``process_runtime`` as ``python -m server.model_process SOCKET_FD ARENA_FD``. The
+Started by ``process_handle`` as ``python -m server.model_process SOCKET_FD ARENA_FD``. The
 first frame it reads says which model to load and how (the first process of a model version
 also tries its intra-op threads, ``thread_choice``); it answers with the model's inputs and
 outputs and the threads it runs on (or the error), then runs one batch per frame until the

@@ -13,24 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import itertools
 import logging
-import signal
-import socket
-import subprocess
-import sys
 import threading
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 from . import model_ipc
-from .batch_run import Ran, RunResult, split
-from .errors import ConfigError
+from .batch_run import RunResult
 from .ort_options import wants_cuda
+from .process_handle import Batch, ModelProcess, describe_exit
 from .runtime import (
     BatchDone,
     check_providers,
@@ -45,8 +39,6 @@ from .types import Array
 
 log = logging.getLogger(__name__)
 
-INITIAL_ARENA_BYTES = 4 * 2**20
-MAX_ARENA_BYTES = 2**30  # larger batches travel over the socket
 RESTART_DELAYS_S = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 
@@ -56,144 +48,6 @@ class NodeArg(NamedTuple):
     name: str
     type: str
     shape: list[int | str]
-
-
-@dataclass(slots=True)
-class _Batch:
-    feeds_list: Sequence[dict[str, Array]]
-    rows: Sequence[int]
-    names: list[str]
-    check_finite: bool
-    done: BatchDone
-
-
-class ModelProcess:
-    """One model process: its socket, its arena, and the batch it is running."""
-
-    def __init__(
-        self,
-        hello: dict[str, Any],
-        path: Path,
-        loading: threading.Lock | None = None,
-    ) -> None:
-        """Start the process and wait for it to load the model. It starts its interpreter
-        first; only the load (sending ``hello``, reading the answer) holds ``loading``."""
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.arena = model_ipc.Arena.create(INITIAL_ARENA_BYTES)
-        self._wanted = INITIAL_ARENA_BYTES
-        try:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "server.model_process",
-                    str(child.fileno()),
-                    str(self.arena.fd),
-                ],
-                pass_fds=(child.fileno(), self.arena.fd),
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # a terminal's ^C goes to the server, which drains
-            )
-        finally:
-            child.close()
-        self.sock = parent
-        self.transport: asyncio.BaseTransport | None = None
-        self.batch: _Batch | None = None
-        try:
-            with loading or contextlib.nullcontext():
-                model_ipc.send_frame(parent, hello)
-                reply = model_ipc.recv_frame(parent)
-        except OSError:
-            reply = None
-        if reply is None or "error" in reply[0]:
-            self.close()
-            if reply is None:
-                raise ConfigError(
-                    f"{path}: the model process exited while loading it "
-                    f"({describe_exit(self.process)})"
-                )
-            raise ConfigError(f"{path}: ONNX Runtime cannot load it: {reply[0]['error']}")
-        self.info = reply[0]
-
-    def encode(self, batch: _Batch) -> list[model_ipc.Payload]:
-        """The frame of ``batch``, its inputs written into the arena where they fit."""
-        first = batch.feeds_list[0]
-        needed = sum(f[name].nbytes for f in batch.feeds_list for name in first)
-        needed += model_ipc.ALIGN * (len(first) + 1)
-        wanted = max(self._wanted, 2 * needed)
-        if wanted > self.arena.size and self.arena.size < MAX_ARENA_BYTES:
-            size = self.arena.size
-            while size < wanted and size < MAX_ARENA_BYTES:
-                size *= 2
-            self.arena.resize(min(size, MAX_ARENA_BYTES), grow_file=True)
-        writer = model_ipc.Writer(self.arena)
-        inputs = [writer.put_joined(name, [f[name] for f in batch.feeds_list]) for name in first]
-        header = {
-            "arena": self.arena.size,
-            "inputs": inputs,
-            "rows": batch.rows,
-            "names": batch.names,
-            "check_finite": batch.check_finite,
-            "outputs_at": model_ipc.aligned(writer.offset),
-        }
-        return model_ipc.frame(header, writer.payload)
-
-    def decode(
-        self, header: dict[str, Any], payload: model_ipc.Payload, batch: _Batch
-    ) -> RunResult:
-        """The RunResult of a reply, cut per request; outputs are copied out of the arena
-        (once per output of the batch)."""
-        arena = self.arena
-
-        def arrays(descriptors: list[Any]) -> list[Array]:
-            return [model_ipc.read(d, arena, payload, copy=True)[1] for d in descriptors]
-
-        if header["outputs"] is not None:
-            ran = Ran(arrays(header["outputs"]))
-        else:
-            alone = [p if isinstance(p, str) else arrays(p) for p in header["alone"]]
-            ran = Ran(None, alone)
-        result = split(ran, batch.rows, batch.names, False)
-        result.nonfinite = header["nonfinite"]
-        result.input_ns, result.infer_ns, output_ns = header["ns"]
-        result.output_ns += output_ns
-        if header["overflow"]:  # outputs did not fit: make room for next time
-            self._wanted = 2 * (header["overflow"] + self.arena.size)
-        return result
-
-    def run_blocking(self, batch: _Batch) -> RunResult:
-        """Run ``batch`` over the blocking socket (before the event loop takes it over)."""
-        self.sock.sendall(b"".join(self.encode(batch)))
-        reply = model_ipc.recv_frame(self.sock)
-        if reply is None:
-            raise RuntimeError(f"the model process exited ({describe_exit(self.process)})")
-        return self.decode(*reply, batch)
-
-    def close(self, timeout_s: float = 5.0) -> None:
-        """Close the socket (the model process then exits) and reap the process."""
-        with contextlib.suppress(OSError):  # reaches every copy of the socket, even the loop's
-            self.sock.shutdown(socket.SHUT_RDWR)
-        if self.transport is not None:
-            self.transport.close()
-        self.sock.close()
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.arena.close()
-
-
-def describe_exit(process: subprocess.Popen[bytes]) -> str:
-    code = process.poll()
-    if code is None:
-        return "still running"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
 
 
 class _Reader(asyncio.Protocol):
@@ -241,7 +95,7 @@ class ProcessRuntime:
         self.instances = config.instances
         self._processes: list[ModelProcess] = []
         self._idle: deque[ModelProcess] = deque()
-        self._waiting: deque[_Batch] = deque()
+        self._waiting: deque[Batch] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._blocking = threading.Lock()
         self._closed = False
@@ -296,7 +150,7 @@ class ProcessRuntime:
         done: BatchDone,
     ) -> None:
         """Queue one batch (on the event loop); ``done`` gets its RunResult there."""
-        self._waiting.append(_Batch(feeds_list, rows, names, check_finite, done))
+        self._waiting.append(Batch(feeds_list, rows, names, check_finite, done))
         self._pump()
 
     def _pump(self) -> None:
@@ -369,7 +223,7 @@ class ProcessRuntime:
         with self._blocking:
             loop = self._loop
             if loop is None:
-                batch = _Batch([feeds], [1], names, False, done.set_result)
+                batch = Batch([feeds], [1], names, False, done.set_result)
                 result: RunResult | BaseException = self._processes[0].run_blocking(batch)
         if loop is not None:
             loop.call_soon_threadsafe(
