@@ -25,7 +25,8 @@ from starlette.routing import Route
 from .. import metadata
 from ..errors import InternalError, ModelNotFound, ModelNotReady, PayloadTooLarge, ServeError
 from ..service import InferenceService
-from .http_codec import decode_request, decompress, encode_response
+from .http_codec import decode_request, decompress
+from .http_response import encode_response
 
 log = logging.getLogger(__name__)
 

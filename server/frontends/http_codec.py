@@ -1,8 +1,9 @@
-"""HTTP bodies <-> InferRequest / InferResponse: V2 JSON plus the binary tensor extension.
+"""HTTP request bodies -> InferRequest: V2 JSON plus the binary tensor extension.
 
 A body is JSON, optionally followed by raw tensors whose JSON part is
-``Inference-Header-Content-Length`` bytes long. Outputs go back binary when the request
-asks for it (per output ``binary_data``, else ``binary_data_output``), otherwise as JSON.
+``Inference-Header-Content-Length`` bytes long. JSON ``data`` becomes arrays in
+``json_tensors``; answers are written by ``http_response``, binary or JSON as the request
+asks (``OutputChoice``).
 """
 
 from __future__ import annotations
@@ -15,21 +16,11 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ..datatypes import (
-    DATATYPES,
-    DataType,
-    array_from_raw,
-    array_to_raw,
-    checked_shape,
-    datatype,
-)
-from ..datatypes import element_count as count_of
+from ..datatypes import DATATYPES, array_from_raw, checked_shape, datatype
 from ..errors import InvalidInput, PayloadTooLarge
-from ..types import Array, InferRequest, InferResponse
+from ..types import Array, InferRequest
 from ..validation import check_unique
-
-MAX_JSON_DEPTH = 100
-JSON_FLOAT_LIMITS = {"FP16": np.float16, "FP32": np.float32}
+from .json_tensors import array_from_json
 
 
 @dataclass(slots=True)
@@ -215,178 +206,3 @@ def _decode_outputs(items: Any, choice: OutputChoice) -> list[str] | None:
         names.append(name)
     check_unique(names, "output")
     return names
-
-
-def _flatten_strings(data: Any, tensor: str, depth: int = 0) -> list[Any]:
-    if not isinstance(data, list):
-        return [data]
-    if depth >= MAX_JSON_DEPTH:
-        raise InvalidInput(f"{tensor}: data nested deeper than {MAX_JSON_DEPTH}")
-    flat: list[Any] = []
-    for item in data:
-        flat.extend(_flatten_strings(item, tensor, depth + 1) if isinstance(item, list) else [item])
-    return flat
-
-
-def array_from_json(data: Any, dt: DataType, shape: tuple[int, ...], tensor: str) -> Array:
-    """A JSON ``data`` array (flat or nested) as an array of ``shape``, range-checked."""
-    count = count_of(shape, tensor)
-    if dt.name == "BYTES":
-        flat = _flatten_strings(data, tensor)
-        if not all(isinstance(v, str) for v in flat):
-            raise InvalidInput(f"{tensor}: BYTES data must be JSON strings")
-        _check_count(len(flat), count, shape, tensor)
-        out = np.empty(count, dtype=np.object_)
-        out[:] = flat
-        return out.reshape(shape)
-    try:
-        values = np.asarray(data)
-    except (ValueError, TypeError, OverflowError):
-        raise InvalidInput(f"{tensor}: data is not a regular array of numbers") from None
-    if values.ndim > MAX_JSON_DEPTH:
-        raise InvalidInput(f"{tensor}: data nested deeper than {MAX_JSON_DEPTH}")
-    _check_count(values.size, count, shape, tensor)
-    if count == 0:
-        return np.zeros(shape, dtype=dt.dtype)
-    kind = values.dtype.kind
-    if dt.name == "BOOL":
-        if kind != "b":
-            raise InvalidInput(f"{tensor}: BOOL data must be true or false")
-    elif dt.dtype.kind in "iu":
-        if kind not in "iu":
-            values = _exact_integers(data, values.shape, dt, tensor)
-        info = np.iinfo(dt.dtype)
-        low, high = int(values.min()), int(values.max())
-        if low < info.min or high > info.max:
-            bad = low if low < info.min else high
-            raise InvalidInput(f"{tensor}: value {bad} is out of range for {dt.name}")
-    elif kind not in "iuf" or kind == "b":
-        raise InvalidInput(f"{tensor}: {dt.name} data must be numbers")
-    with np.errstate(over="ignore"):  # overflow becomes Inf, refused just below
-        result = values.astype(dt.dtype).reshape(shape)
-    if dt.name in JSON_FLOAT_LIMITS and np.isinf(result).any():
-        raise InvalidInput(f"{tensor}: a value is out of range for {dt.name}")
-    return result
-
-
-def _exact_integers(data: Any, shape: tuple[int, ...], dt: DataType, tensor: str) -> Array:
-    """Integers numpy widened to float (e.g. UINT64 values over 2**63), kept exact."""
-    flat = np.asarray(data, dtype=np.object_).reshape(-1)
-    if not all(type(v) is int for v in flat):
-        raise InvalidInput(f"{tensor}: {dt.name} data must be integers")
-    low, high = min(flat, default=0), max(flat, default=0)
-    info = np.iinfo(dt.dtype)
-    if low < info.min or high > info.max:
-        bad = low if low < info.min else high
-        raise InvalidInput(f"{tensor}: value {bad} is out of range for {dt.name}")
-    return np.array(flat.tolist(), dtype=dt.dtype).reshape(shape)
-
-
-def _check_count(got: int, want: int, shape: tuple[int, ...], tensor: str) -> None:
-    if got != want:
-        raise InvalidInput(f"{tensor}: shape {list(shape)} needs {want} elements, data has {got}")
-
-
-def encode_response(response: InferResponse, choice: OutputChoice) -> tuple[bytes, int | None]:
-    """The response body and, when it carries binary tensors, the JSON header's length."""
-    fast = _binary_response(response, choice)
-    return fast if fast is not None else encode_each_output(response, choice)
-
-
-def encode_each_output(response: InferResponse, choice: OutputChoice) -> tuple[bytes, int | None]:
-    """``encode_response`` for any response: each output binary or JSON as the client asks."""
-    outputs: list[dict[str, Any]] = []
-    tail: list[bytes | memoryview] = []
-    for name, array in response.outputs.items():
-        dt = response.datatypes[name]
-        entry: dict[str, Any] = {"name": name, "datatype": dt.name, "shape": list(array.shape)}
-        if _as_binary(name, array, dt, choice):
-            raw = array_to_raw(array, dt)
-            entry["parameters"] = {"binary_data_size": len(raw)}
-            tail.append(raw)
-        elif dt.name == "BYTES":
-            entry["data"] = [
-                v if isinstance(v, str) else bytes(v).decode() for v in array.reshape(-1)
-            ]
-        else:
-            entry["data"] = np.ascontiguousarray(array.reshape(-1))
-        outputs.append(entry)
-    doc: dict[str, Any] = {
-        "model_name": response.model_name,
-        "model_version": response.model_version,
-        "outputs": outputs,
-    }
-    if response.id:
-        doc["id"] = response.id
-    if response.parameters:
-        doc["parameters"] = response.parameters
-    header = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
-    if not any(len(raw) for raw in tail):
-        return header, None
-    return b"".join([header, *tail]), len(header)
-
-
-_binary_headers: dict[tuple[Any, ...], bytes] = {}
-MAX_CACHED_HEADERS = 4096
-
-
-def _binary_response(
-    response: InferResponse, choice: OutputChoice
-) -> tuple[bytes, int | None] | None:
-    """The body when every output goes binary and has a fixed-size type (the common case for
-    clients of the binary extension): the JSON header, but for the id, is the same for the
-    same model, outputs and shapes, so it is written once and kept. None: not that case."""
-    if response.parameters:
-        return None
-    key: list[Any] = [response.model_name, response.model_version]
-    tail: list[bytes | memoryview] = []
-    size = 0
-    for name, array in response.outputs.items():
-        dt = response.datatypes[name]
-        if dt.name == "BYTES" or not choice.wants_binary(name):
-            return None
-        raw = array_to_raw(array, dt)
-        size += len(raw)
-        tail.append(raw)
-        key += (name, dt.name, array.shape)
-    if not size:
-        return None
-    cache_key = tuple(key)
-    head = _binary_headers.get(cache_key)
-    if head is None:
-        if len(_binary_headers) >= MAX_CACHED_HEADERS:
-            _binary_headers.clear()
-        outputs = [
-            {
-                "name": name,
-                "datatype": response.datatypes[name].name,
-                "shape": list(array.shape),
-                "parameters": {"binary_data_size": len(raw)},
-            }
-            for (name, array), raw in zip(response.outputs.items(), tail, strict=True)
-        ]
-        doc = {
-            "model_name": response.model_name,
-            "model_version": response.model_version,
-            "outputs": outputs,
-        }
-        head = _binary_headers[cache_key] = orjson.dumps(doc)[:-1]  # without its closing "}"
-    if response.id:
-        header = b"".join((head, b',"id":', orjson.dumps(response.id), b"}"))
-    else:
-        header = head + b"}"
-    return b"".join([header, *tail]), len(header)
-
-
-def _as_binary(name: str, array: Array, dt: DataType, choice: OutputChoice) -> bool:
-    wish = choice.wants_binary(name)
-    if wish:
-        return True
-    if dt.dtype.kind != "f" or bool(np.isfinite(array).all()):
-        return False
-    if wish is None and choice.uses_binary:
-        return True  # JSON cannot carry NaN or Inf; this client reads binary tensors
-    raise InvalidInput(
-        f'output "{name}" holds NaN or Inf, which JSON cannot carry: '
-        "request it with binary_data true"
-    )

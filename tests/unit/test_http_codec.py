@@ -13,14 +13,9 @@ import pytest
 
 from server.datatypes import DATATYPES, array_to_raw
 from server.errors import InvalidInput, PayloadTooLarge
-from server.frontends.http_codec import (
-    MAX_JSON_DEPTH,
-    OutputChoice,
-    decode_request,
-    decompress,
-    encode_each_output,
-    encode_response,
-)
+from server.frontends.http_codec import OutputChoice, decode_request, decompress
+from server.frontends.http_response import encode_each_output, encode_response
+from server.frontends.json_tensors import MAX_JSON_DEPTH
 from server.types import InferResponse, ModelSignature, TensorSpec
 from server.validation import validate
 
