@@ -10,12 +10,12 @@ from collections.abc import Callable
 from typing import Any
 
 from .auth import TokenCheck
-from .batching import WITHDRAWN, Pending, settle
-from .batching import Outcome as BatchOutcome
 from .errors import InternalError, InvalidInput, ModelNotReady, ServeError
 from .fallback import PRIMARY_ONLY, FallbackChain
 from .metrics import Metrics
 from .model_store import ModelStore, ModelVersion
+from .pending import WITHDRAWN, Pending, settle
+from .pending import Outcome as BatchOutcome
 from .prediction_log import PredictionLog, Record
 from .types import Array, InferRequest, InferResponse
 

@@ -11,8 +11,8 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from .._proto import grpc_service_pb2 as pb
-from ..batching import Pending
 from ..errors import ServeError
+from ..pending import Pending
 from ..service import InferenceService
 from . import grpc_codec, grpc_wire
 
