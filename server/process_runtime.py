@@ -23,16 +23,9 @@ from typing import Any, NamedTuple, cast
 
 from . import model_ipc
 from .batch_run import RunResult
-from .ort_options import wants_cuda
+from .ort_options import check_providers, device_id, resolve_providers, wants_cuda
 from .process_handle import Batch, ModelProcess, describe_exit
-from .runtime import (
-    BatchDone,
-    check_providers,
-    device_id,
-    read_signature,
-    resolve_providers,
-    session_settings,
-)
+from .runtime import BatchDone, read_signature, session_settings
 from .settings import RuntimeConfig
 from .thread_choice import one_try_at_a_time, worth_trying
 from .types import Array

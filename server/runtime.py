@@ -35,7 +35,13 @@ from .batch_run import Ran, RunResult, concatenate, run_batch, split
 from .datatypes import BY_ONNX
 from .errors import ConfigError
 from .model_process import ModelRunner, preload_cuda_libraries
-from .ort_options import CUDA_PROVIDER, session_options, wants_cuda
+from .ort_options import (
+    check_providers,
+    device_id,
+    resolve_providers,
+    session_options,
+    wants_cuda,
+)
 from .settings import RuntimeConfig
 from .thread_choice import choose_threads
 from .types import Array, ModelSignature, TensorSpec
@@ -70,46 +76,6 @@ class ModelRuntime(Protocol):
     def run_sync(self, feeds: dict[str, Array], output_names: list[str]) -> list[Array]: ...
 
     def close(self) -> None: ...
-
-
-def resolve_providers(device: str, conv_algo_search: str = "heuristic") -> list[Any]:
-    """ONNX Runtime providers for ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
-    available = ort.get_available_providers()
-    has_cuda = CUDA_PROVIDER in available
-    if device == "cpu" or (device == "auto" and not has_cuda):
-        return ["CPUExecutionProvider"]
-    if not has_cuda:
-        raise ConfigError(
-            f'device "{device}": this ONNX Runtime has no {CUDA_PROVIDER} '
-            f"(available: {', '.join(available)}); install onnxruntime-gpu"
-        )
-    return [cuda_provider(device, conv_algo_search), "CPUExecutionProvider"]
-
-
-def cuda_provider(device: str, conv_algo_search: str) -> tuple[str, dict[str, Any]]:
-    """The CUDAExecutionProvider entry for ``cuda``/``cuda:N`` (or ``auto``: GPU 0)."""
-    options = {"device_id": device_id(device), "cudnn_conv_algo_search": conv_algo_search.upper()}
-    return (CUDA_PROVIDER, options)
-
-
-def check_providers(device: str, wanted: list[Any], got: list[str], path: Path) -> None:
-    """A session asked for CUDA that ONNX Runtime put on the CPU instead (its CUDA libraries
-    failed to load, say): an error when the device was ``cuda``, a warning for ``auto``."""
-    if not wants_cuda(wanted) or wants_cuda(got):
-        return
-    message = (
-        f"{path}: ONNX Runtime could not run it on CUDA and fell back to {', '.join(got)}; "
-        "its log above says why"
-    )
-    if device == "auto":
-        log.warning("%s (device auto: serving it on the CPU)", message)
-        return
-    raise ConfigError(f'device "{device}": {message}')
-
-
-def device_id(device: str) -> int:
-    """The GPU index of ``cuda:N`` (0 for any other device)."""
-    return int(device.partition(":")[2] or 0)
 
 
 def session_settings(config: RuntimeConfig, default_threads: int) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import pytest
 
 from benchmarks.raw_ort import measure_batch
 from server.model_process import ModelRunner
-from server.runtime import resolve_providers
+from server.ort_options import resolve_providers
 from tests.conftest import start_server
 from tests.integration.clients import MODES, as_json, client_for, infer
 from tests.integration.test_datatypes import all_inputs, check_outputs

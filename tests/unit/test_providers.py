@@ -12,8 +12,7 @@ import pytest
 
 from server.errors import ConfigError
 from server.model_process import preload_cuda_libraries, providers_from_wire
-from server.ort_options import wants_cuda
-from server.runtime import check_providers, cuda_provider, resolve_providers
+from server.ort_options import check_providers, cuda_provider, resolve_providers, wants_cuda
 from tests.onnx_models import identity
 
 CUDA = [cuda_provider("cuda:1", "heuristic"), "CPUExecutionProvider"]
@@ -52,7 +51,7 @@ def test_a_cuda_model_put_on_the_cpu_is_an_error_when_cuda_was_asked() -> None:
 def test_a_cuda_model_put_on_the_cpu_is_a_warning_for_auto(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="server.runtime"):
+    with caplog.at_level(logging.WARNING, logger="server.ort_options"):
         check_providers("auto", CUDA, ["CPUExecutionProvider"], Path("m/1/model.onnx"))
     assert "device auto: serving it on the CPU" in caplog.text
 
