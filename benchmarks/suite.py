@@ -18,136 +18,42 @@ import json
 import os
 import shlex
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from . import report
 from .loadgen import Point, Skip, Target, run_point
-from .models import ALL_MODELS, RESNETS, build_models
+from .models import ALL_MODELS, build_models
 from .payloads import output_specs
+from .ratios import add_host_ceilings, add_ratios, medians
 from .raw_ort import default_max_batch
 from .server_usage import session_parameters
 from .servers import ROOT, Server, ServerFailed, start_floor, start_ortserve
-
-SMALL_MODELS = ("small_mlp", "breast_cancer")
-LARGE_MODEL = "large_mlp"
-RAW_ORT_MODELS = (*SMALL_MODELS, LARGE_MODEL)
-GPU_MODELS = tuple(RESNETS)  # ResNet-50 FP32 and FP16: only with --device cuda
-NO_BATCHING_CONFIG = "[batching]\nenabled = false\n"
-SPINNING_CONFIG = "[runtime]\nallow_spinning = true\n"
-ONE_THREAD_CONFIG = "[runtime]\nintra_op_threads = 1\n"  # the model leaves a core to the rest
-NO_HANDOFF_CONFIG = ONE_THREAD_CONFIG + "handoff_after_us = 0\n"
-OPEN_LOOP_FRACTION = 0.5
-STREAM_CONCURRENCY = 256  # the compiled stream point: 4 streams of STREAM_MESSAGES (64)
-
-ORTSERVE = "ortserve"
-WORKER_COUNT = 2
-WORKERS = f"ortserve --workers {WORKER_COUNT}"
-NO_BATCHING = "ortserve batching off"
-PROCESS = "ortserve --executor process"
-NO_OP = "ortserve no-op model"  # the small models' no-op twins: ortserve's own cost per request
-SPINNING = "ortserve spinning"  # the small models with ONNX Runtime's idle threads spinning
-# large_mlp on one intra-op thread, so that its runs do not wait for a core: as on a GPU or a
-# bigger host, what the loop's hand-off of each batch to the runtime thread is worth shows
-ONE_THREAD = "ortserve one thread"
-NO_HANDOFF = "ortserve one thread, no hand-off"
-ORTSERVES: dict[str, tuple[str, tuple[str, ...]]] = {  # name: (repository, arguments)
-    ORTSERVE: ("all", ()),
-    WORKERS: ("small", ("--workers", str(WORKER_COUNT))),
-    NO_BATCHING: ("no_batching", ()),
-    PROCESS: ("all", ("--executor", "process")),
-    NO_OP: ("noop", ()),
-    SPINNING: ("spinning", ()),
-    ONE_THREAD: ("one_thread", ()),
-    NO_HANDOFF: ("no_handoff", ()),
-}
-THREAD_TRY = "intra-op thread"  # in ortserve's log line on each model's threads at load
-FLOOR_GRPC, FLOOR_HTTP, FLOOR_GRPC_X2 = "floor_grpc", "floor_http", "floor_grpc ×2"
-FLOOR_OF = {  # (served server, protocol) -> the floor it is compared with (streams: same mode)
-    (ORTSERVE, "grpc"): FLOOR_GRPC,
-    (ORTSERVE, "grpc-stream"): FLOOR_GRPC,
-    (ORTSERVE, "http"): FLOOR_HTTP,
-    (WORKERS, "grpc"): FLOOR_GRPC_X2,
-    (WORKERS, "http"): FLOOR_HTTP,
-    (NO_BATCHING, "grpc"): FLOOR_GRPC,
-    (PROCESS, "grpc"): FLOOR_GRPC,
-    (NO_OP, "grpc"): FLOOR_GRPC,
-    (NO_OP, "http"): FLOOR_HTTP,
-    (SPINNING, "grpc"): FLOOR_GRPC,
-    (ONE_THREAD, "grpc"): FLOOR_GRPC,
-    (NO_HANDOFF, "grpc"): FLOOR_GRPC,
-}
-
-
-@dataclass(frozen=True)
-class Planned:
-    """A point to run against one server; ``open_fraction`` makes it open loop at that
-    fraction of the same server's closed-loop gRPC c64 throughput, measured just before."""
-
-    server: str
-    point: Point
-    open_fraction: float | None = None
-
-    def key(self) -> tuple[Any, ...]:
-        """What tells this point's repeats from every other point's; stream points also
-        name their mode (the Python one for latency, the compiled one for throughput)."""
-        p = self.point
-        load = f"open{self.open_fraction}" if self.open_fraction else p.concurrency
-        encoding = p.encoding if p.protocol == "http" else "raw"
-        key: tuple[Any, ...] = (self.server, p.model, p.protocol, encoding, load, p.rows)
-        return (*key, p.mode) if p.protocol == "grpc-stream" else key
-
-
-def plan(quick: bool, device: str = "cpu") -> list[Planned]:
-    """The standard points, each served point next to its floor; with ``device`` "cuda" also
-    one-image ResNet-50 requests (FP32 and FP16) at c64, with and without ``--workers 2``,
-    and at c1."""
-    items: list[Planned] = []
-    if device == "cuda":
-        for model in GPU_MODELS:
-            items += _pair(ORTSERVE, FLOOR_GRPC, Point("grpc", model, 64))
-            items.append(Planned(WORKERS, Point("grpc", model, 64)))
-            items.append(Planned(ORTSERVE, Point("grpc", model, 1)))
-    concurrencies = (1, 64) if quick else (1, 16, 64)
-    for model in SMALL_MODELS:
-        for c in concurrencies:
-            items += _pair(ORTSERVE, FLOOR_GRPC, Point("grpc", model, c))
-            if c == 1:  # ONNX Runtime's threads spinning: latency at c1 (c64 below)
-                items.append(Planned(SPINNING, Point("grpc", model, c)))
-        items.append(Planned(NO_OP, Point("grpc", model, 64)))  # next to its floor point
-        items.append(Planned(SPINNING, Point("grpc", model, 64)))  # throughput against CPU
-        items += _pair(ORTSERVE, FLOOR_HTTP, Point("http", model, 64, encoding="binary"))
-        items.append(Planned(NO_OP, Point("http", model, 64, encoding="binary")))
-        # streams: Python c64 for per-message latency, compiled c256 (4 × 64) for throughput
-        items += _pair(ORTSERVE, FLOOR_GRPC, Point("grpc-stream", model, 64, mode="python"))
-        items += _pair(ORTSERVE, FLOOR_GRPC, Point("grpc-stream", model, STREAM_CONCURRENCY))
-        items += _pair(WORKERS, FLOOR_GRPC_X2, Point("grpc", model, 64))
-        items.append(Planned(WORKERS, Point("http", model, 64, encoding="binary")))
-        items.append(Planned(ORTSERVE, Point("grpc", model, 64), OPEN_LOOP_FRACTION))
-        items.append(Planned(PROCESS, Point("grpc", model, 64)))
-    items += _pair(ORTSERVE, FLOOR_GRPC, Point("grpc", LARGE_MODEL, 64))
-    items.append(Planned(ONE_THREAD, Point("grpc", LARGE_MODEL, 64)))  # next to its floor
-    items.append(Planned(NO_HANDOFF, Point("grpc", LARGE_MODEL, 64)))
-    items.append(Planned(PROCESS, Point("grpc", LARGE_MODEL, 64)))
-    items.append(Planned(PROCESS, Point("grpc", LARGE_MODEL, 16, rows=16)))
-    items.append(Planned(NO_BATCHING, Point("grpc", LARGE_MODEL, 64)))
-    items += _pair(ORTSERVE, FLOOR_GRPC, Point("grpc", LARGE_MODEL, 16, rows=16))
-    items.append(Planned(ORTSERVE, Point("grpc", LARGE_MODEL, 64), OPEN_LOOP_FRACTION))
-    if not quick:  # nothing may be lost at the top load either
-        for model in (SMALL_MODELS[0], LARGE_MODEL):
-            items.append(Planned(ORTSERVE, Point("grpc", model, 256)))
-        items.append(Planned(ORTSERVE, Point("http", SMALL_MODELS[0], 256, encoding="binary")))
-    return items
-
-
-def _pair(served: str, floor: str, point: Point) -> list[Planned]:
-    return [Planned(served, point), Planned(floor, point)]
+from .suite_plan import (
+    FLOOR_GRPC_X2,
+    FLOOR_HTTP,
+    GPU_MODELS,
+    LARGE_MODEL,
+    NO_BATCHING_CONFIG,
+    NO_HANDOFF_CONFIG,
+    ONE_THREAD_CONFIG,
+    OPEN_LOOP_FRACTION,
+    ORTSERVE,
+    ORTSERVES,
+    RAW_ORT_MODELS,
+    SMALL_MODELS,
+    SPINNING_CONFIG,
+    THREAD_TRY,
+    WORKER_COUNT,
+    WORKERS,
+    Planned,
+    plan,
+)
 
 
 class Servers:
@@ -290,125 +196,6 @@ def _skip_record(item: Planned, reason: str) -> dict[str, Any]:
         "point": _name(item),
         "reason": reason,
     }
-
-
-def medians(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per point, the repeat with the median throughput, plus every repeat's throughput."""
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for record in records:
-        groups.setdefault(tuple(record["key"]), []).append(record)
-    out = []
-    for group in groups.values():
-        group.sort(key=lambda r: r["repeat"])
-        ranked = sorted(group, key=lambda r: r["throughput_req_s"])
-        chosen = dict(ranked[(len(ranked) - 1) // 2])
-        chosen["repeats_req_s"] = [r["throughput_req_s"] for r in group]
-        chosen["repeats_cpu_us_per_req"] = [r["server_cpu_us_per_req"] for r in group]
-        chosen["repeats_index"] = [r["repeat"] for r in group]
-        if len(group) > 1:
-            spread = statistics.pstdev(chosen["repeats_req_s"]) / max(
-                1e-9, chosen["throughput_req_s"]
-            )
-            chosen["repeats_spread"] = round(spread, 3)
-        out.append(chosen)
-    return out
-
-
-def add_ratios(points: list[dict[str, Any]], raw_ort: dict[str, Any]) -> None:
-    """served rows/s ÷ raw ORT best samples/s (not for no-op models: they run no model), and
-    served req/s and server µs/req ÷ the matching floor's (a stream point's floor is the
-    floor's stream point of the same mode). Compiled ortserve
-    stream points also get their req/s and server µs/req ÷ the unary floor's at gRPC c64:
-    the streaming targets are stated against that."""
-    floors = _floors(points)
-    for p in points:
-        p["ratio_raw_ort"] = p["ratio_floor"] = p["cpu_ratio_floor"] = None
-        if not p["server"].startswith(ORTSERVE):
-            continue
-        best = raw_ort.get(p["model"], {}).get("best_samples_per_s")
-        if best and p["server"] != NO_OP:
-            p["ratio_raw_ort"] = _ratio(p["throughput_rows_s"], best)
-        floor = floors.get(_floor_key(FLOOR_OF.get((p["server"], p["protocol"])), p))
-        if floor and not p["rate"]:
-            p["ratio_floor"] = paired_ratio(p, floor, "req_s")
-            p["cpu_ratio_floor"] = paired_ratio(p, floor, "cpu_us_per_req")
-        if p["server"] == ORTSERVE and p["protocol"] == "grpc-stream" and p["mode"] == "compiled":
-            unary = {**p, "protocol": "grpc", "concurrency": 64, "rows": 1}
-            floor = floors.get(_floor_key(FLOOR_GRPC, unary))
-            p["ratio_unary_floor"] = p["cpu_ratio_unary_floor"] = None
-            if floor:
-                p["ratio_unary_floor"] = paired_ratio(p, floor, "req_s")
-                p["cpu_ratio_unary_floor"] = paired_ratio(p, floor, "cpu_us_per_req")
-
-
-def add_host_ceilings(points: list[dict[str, Any]], raw_ort: dict[str, Any], cores: int) -> None:
-    """What this host allows any server at a closed-loop point, from two measured costs: the
-    model's CPU per row in raw ORT at its best batch, and the floor's server CPU per request
-    at the same point. A request of R rows then costs at least R × model + floor of CPU, so
-    ``cores`` cores serve at most cores × 1 s ÷ that many requests a second (every core on
-    nothing else: no generator, no steal). Sets ``model_cpu_us_per_req`` (R × model),
-    ``floor_cpu_us_per_req``, ``host_ceiling_rows_s``,
-    ``ceiling_ratio_raw_ort`` (that ÷ raw ORT's best samples/s) and ``ratio_host_ceiling``
-    (served rows/s ÷ it) on served points with a model and a floor; the floor's is its
-    median repeat's CPU per request."""
-    floors = _floors(points)
-    for p in points:
-        if not p["server"].startswith(ORTSERVE) or p["server"] == NO_OP or p["rate"]:
-            continue
-        raw = raw_ort.get(p["model"], {})
-        model_us = raw.get("best_cpu_us_per_sample")
-        floor = floors.get(_floor_key(FLOOR_OF.get((p["server"], p["protocol"])), p))
-        floor_us = floor["server_cpu_us_per_req"] if floor else None
-        if not model_us or not floor_us:
-            continue
-        rows = p["rows"]
-        ceiling = cores * 1e6 * rows / (rows * model_us + floor_us)
-        p["model_cpu_us_per_req"] = round(rows * model_us, 1)
-        p["floor_cpu_us_per_req"] = floor_us
-        p["host_ceiling_rows_s"] = round(ceiling, 1)
-        p["ceiling_ratio_raw_ort"] = _ratio(ceiling, raw.get("best_samples_per_s"))
-        p["ratio_host_ceiling"] = _ratio(p["throughput_rows_s"], ceiling)
-
-
-def paired_ratio(point: dict[str, Any], reference: dict[str, Any], what: str) -> float | None:
-    """The median over repeats of ``point``'s ÷ ``reference``'s ``what`` ("req_s" or
-    "cpu_us_per_req") measured in the same repeat, a few seconds apart: the host's speed
-    drifts between repeats, and a ratio of two medians picked from different repeats would
-    carry that drift. Falls back to the ratio of the shown values when repeats do not pair."""
-    ours = dict(zip(point.get("repeats_index", []), point.get(f"repeats_{what}", []), strict=True))
-    theirs = reference.get("repeats_index", [])
-    pairs = [
-        value / other
-        for index, other in zip(theirs, reference.get(f"repeats_{what}", []), strict=True)
-        if (value := ours.get(index)) is not None and other
-    ]
-    if pairs:
-        return float(f"{statistics.median(pairs):.3g}")
-    shown = "throughput_req_s" if what == "req_s" else "server_cpu_us_per_req"
-    return _ratio(point[shown], reference[shown])
-
-
-def _floors(points: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """The closed-loop floor points by ``_floor_key``."""
-    return {
-        _floor_key(p["server"], p): p
-        for p in points
-        if not p["server"].startswith(ORTSERVE) and not p["rate"]
-    }
-
-
-def _floor_key(server: str | None, p: dict[str, Any]) -> tuple[Any, ...]:
-    """Which floor point a served point ``p`` is compared with (``server`` the floor's name):
-    same model, protocol, load and rows, and for streams the same mode."""
-    mode = p["mode"] if p["protocol"] == "grpc-stream" else None
-    return (server, p["model"], p["protocol"], p["concurrency"], p["rows"], mode)
-
-
-def _ratio(value: float | None, reference: float | None) -> float | None:
-    """``value`` ÷ ``reference`` to 3 significant digits; None when either is missing."""
-    if value is None or not reference:
-        return None
-    return float(f"{value / reference:.3g}")
 
 
 def build_repos(root: Path, no_batching_config: str, device: str = "cpu") -> dict[str, Path]:

@@ -13,7 +13,7 @@ from benchmarks.loadgen import Point, Target, run_point
 from benchmarks.payloads import output_specs
 from benchmarks.server_usage import session_parameters
 from benchmarks.servers import Server, start_floor, start_ortserve
-from benchmarks.suite import THREAD_TRY
+from benchmarks.suite_plan import THREAD_TRY
 from tests.conftest import RunningServer
 from tests.onnx_models import add_sub
 

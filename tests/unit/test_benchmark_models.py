@@ -19,7 +19,7 @@ from benchmarks.raw_ort import (
     measure_spaced,
     session_options,
 )
-from benchmarks.suite import GPU_MODELS, plan
+from benchmarks.suite_plan import GPU_MODELS, plan
 
 
 @pytest.mark.slow

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.models import build_models
+from benchmarks.ratios import add_host_ceilings, add_ratios
 from benchmarks.report import ceiling_lines, threads_line
-from benchmarks.suite import (
+from benchmarks.suite_plan import (
     FLOOR_GRPC,
     FLOOR_HTTP,
     NO_OP,
@@ -18,8 +19,6 @@ from benchmarks.suite import (
     SMALL_MODELS,
     SPINNING,
     SPINNING_CONFIG,
-    add_host_ceilings,
-    add_ratios,
     plan,
 )
 
