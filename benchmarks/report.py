@@ -1,5 +1,5 @@
-"""Turn suite results into ``results.md`` (machine, tables) and ``latency.png`` (p50 and
-p99 latency against throughput for each server and protocol).
+"""Turn suite results into ``results.md`` (machine, tables) and, with ``chart``,
+``latency.png``.
 
 ``python -m benchmarks.report DIR`` redraws both from ``DIR/results.json``.
 """
@@ -15,6 +15,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from .chart import chart
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -153,6 +155,25 @@ def markdown(results: dict[str, Any]) -> str:
         f"- {s['repeats']} repeat(s) per point of {s['duration_s']:g} s after "
         f"{s['warmup_s']:g} s warm-up; the repeat with the median throughput is shown. "
         f"Device {s['device']}. Suite wall time {results['wall_s']:g} s.",
+    ]
+    lines += _raw_ort_lines(results["raw_ort"])
+    lines += _served_lines(results["points"])
+    notes = [p for p in results["points"] if p.get("note")]
+    if notes:
+        lines += ["", "Notes:", ""]
+        lines += [f"- {p['model']} {p['server']} {p['label']}: {p['note']}" for p in notes]
+    if results["skipped"]:
+        lines += ["", "## Skipped", "", "| point | reason |", "|---|---|"]
+        for skip in results["skipped"]:
+            reason = skip["reason"].replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {skip['point']} | {reason} |")
+    lines += ["", "![latency against throughput](latency.png)", ""]
+    return "\n".join(lines)
+
+
+def _raw_ort_lines(raw_ort: dict[str, Any]) -> list[str]:
+    """The raw ONNX Runtime table: the ceiling."""
+    lines = [
         "",
         "## Raw ONNX Runtime (in-process, the ceiling)",
         "",
@@ -168,7 +189,7 @@ def markdown(results: dict[str, Any]) -> str:
         "| batch 1 p50 ms | spaced: back to back, after gap (× slower) | best batch to GPU ms |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for model, raw in results["raw_ort"].items():
+    for model, raw in raw_ort.items():
         if "error" in raw:
             lines.append(f"| {model} | failed: {raw['error'][-200:]} | | | | | | |")
             continue
@@ -180,7 +201,12 @@ def markdown(results: dict[str, Any]) -> str:
             f"{first['p50_ms']} | {_spaced(raw.get('spaced'))} | "
             f"{_fmt(best.get('to_device_p50_ms'))} |"
         )
-    lines += [
+    return lines
+
+
+def _served_lines(points: list[dict[str, Any]]) -> list[str]:
+    """The served points' table, then the tables made from the same points."""
+    lines = [
         "",
         "## Served",
         "",
@@ -207,7 +233,7 @@ def markdown(results: dict[str, Any]) -> str:
         "| gen CPU | host steal, idle | ÷ raw ORT | ÷ floor | CPU ÷ floor |",
         "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for p in sorted(results["points"], key=_order):
+    for p in sorted(points, key=_order):
         lat = p["latency_ms"]
         errors = _fmt(p["errors"]) + (f" (+{p['dropped']} dropped)" if p["dropped"] else "")
         lines.append(
@@ -218,20 +244,10 @@ def markdown(results: dict[str, Any]) -> str:
             f"{_host(p)} | {_ratio(p['ratio_raw_ort'])} | {_ratio(p['ratio_floor'])} | "
             f"{_ratio(p.get('cpu_ratio_floor'))} |"
         )
-    lines += _streaming_lines(results["points"])
-    lines += inside_lines(results["points"])
-    lines += ceiling_lines(results["points"])
-    notes = [p for p in results["points"] if p.get("note")]
-    if notes:
-        lines += ["", "Notes:", ""]
-        lines += [f"- {p['model']} {p['server']} {p['label']}: {p['note']}" for p in notes]
-    if results["skipped"]:
-        lines += ["", "## Skipped", "", "| point | reason |", "|---|---|"]
-        for skip in results["skipped"]:
-            reason = skip["reason"].replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| {skip['point']} | {reason} |")
-    lines += ["", "![latency against throughput](latency.png)", ""]
-    return "\n".join(lines)
+    lines += _streaming_lines(points)
+    lines += inside_lines(points)
+    lines += ceiling_lines(points)
+    return lines
 
 
 def _streaming_lines(points: list[dict[str, Any]]) -> list[str]:
@@ -337,51 +353,6 @@ def _order(p: dict[str, Any]) -> tuple[Any, ...]:
         p["mode"],
         p["server"],
     )
-
-
-def chart(results: dict[str, Any], path: Path) -> None:
-    """p50 (solid, filled) and p99 (dashed, hollow) latency against req/s, one panel per
-    model, one colour per server and protocol."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    models = sorted({p["model"] for p in results["points"]})
-    if not models:
-        return
-    fig, axes = plt.subplots(len(models), 1, figsize=(11, 4.2 * len(models)), squeeze=False)
-    for ax, model in zip(axes[:, 0], models, strict=True):
-        for index, (name, items) in enumerate(sorted(_series(results, model).items())):
-            items.sort(key=lambda p: p["throughput_req_s"])
-            x = [p["throughput_req_s"] for p in items]
-            style = {"color": f"C{index % 10}", "marker": "os^vD<>ph*"[index % 10]}
-            ax.plot(x, [p["latency_ms"]["p50"] for p in items], "-", label=name, **style)
-            ax.plot(x, [p["latency_ms"]["p99"] for p in items], "--", mfc="none", **style)
-        ax.set_title(f"{model}: p50 (solid) and p99 (dashed) latency")
-        ax.set_xlabel("throughput (req/s)")
-        ax.set_ylabel("latency (ms)")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _series(results: dict[str, Any], model: str) -> dict[str, list[dict[str, Any]]]:
-    """Points of ``model`` grouped by server, protocol, open/closed loop and rows; points
-    without latencies (compiled streams: h2load times whole streams) are left out."""
-    series: dict[str, list[dict[str, Any]]] = {}
-    for p in results["points"]:
-        latency = p["latency_ms"]
-        if p["model"] == model and latency["p50"] is not None and latency["p99"] is not None:
-            name = f"{p['server']} {label(p).split(' ')[0]}"
-            name += " open loop" if p.get("rate") else ""
-            name += f" ×{p['rows']} rows" if p["rows"] > 1 else ""
-            series.setdefault(name, []).append(p)
-    return series
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import report
+from .chart import chart
 from .loadgen import Point, Skip, Target, run_point
 from .models import ALL_MODELS, build_models
 from .payloads import output_specs
@@ -292,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     (args.out / "results.md").write_text(report.markdown(results))
     try:
-        report.chart(results, args.out / "latency.png")
+        chart(results, args.out / "latency.png")
     except ImportError as error:
         print(f"no chart: {error}", file=sys.stderr)
     print(report.markdown(results))
