@@ -43,10 +43,11 @@ class _HttpServer(uvicorn.Server):
         yield
 
 
-def _prediction_log(settings: Settings) -> PredictionLog | None:
+def _start_prediction_log(settings: Settings, metrics: Metrics) -> PredictionLog | None:
+    """The prediction log, started, with its gauges; None when no directory is set."""
     if settings.prediction_log_dir is None:
         return None
-    return PredictionLog(
+    prediction_log = PredictionLog(
         LogConfig(
             directory=settings.prediction_log_dir,
             segment_bytes=settings.prediction_log_segment_mb * 2**20,
@@ -58,6 +59,50 @@ def _prediction_log(settings: Settings) -> PredictionLog | None:
             block_ms=settings.prediction_log_block_ms,
         )
     )
+    prediction_log.start()
+    metrics.prediction_log_depth.set_function(lambda: prediction_log.depth)
+    metrics.prediction_log_dropped.set_function(lambda: prediction_log.dropped)
+    return prediction_log
+
+
+async def _close_prediction_log(prediction_log: PredictionLog) -> None:
+    """Write out what is queued and close the log (off the event loop)."""
+    await asyncio.to_thread(prediction_log.close)
+    log.info(
+        "prediction log: %d records written, %d dropped",
+        prediction_log.written,
+        prediction_log.dropped,
+    )
+
+
+def _tls_files(settings: Settings) -> TlsFiles | None:
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    return TlsFiles(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
+
+
+def _http_server(
+    settings: Settings, service: InferenceService
+) -> tuple[_HttpServer, socket.socket]:
+    """uvicorn for ``service`` and the socket it will serve on, bound here."""
+    http_socket = bind_socket(settings.host, settings.http_port, settings.reuse_port)
+    http = _HttpServer(
+        uvicorn.Config(
+            build_http_app(service, settings.max_request_bytes),
+            http="httptools",
+            loop="none",
+            lifespan="off",
+            access_log=False,
+            proxy_headers=False,  # client addresses are not used: nothing to rewrite
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
+            ssl_certfile=settings.tls_cert_file,
+            ssl_keyfile=settings.tls_key_file,
+            ssl_ca_certs=settings.tls_client_ca_file,
+            ssl_cert_reqs=ssl.CERT_REQUIRED if settings.tls_client_ca_file else ssl.CERT_NONE,
+        )
+    )
+    return http, http_socket
 
 
 def bind_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
@@ -95,44 +140,19 @@ class App:
         settings = self.settings
         metrics = Metrics()
         store = await load_models(settings, metrics)
-        prediction_log = _prediction_log(settings)
-        if prediction_log is not None:
-            prediction_log.start()
-            metrics.prediction_log_depth.set_function(lambda: prediction_log.depth)
-            metrics.prediction_log_dropped.set_function(lambda: prediction_log.dropped)
+        prediction_log = _start_prediction_log(settings, metrics)
         auth = TokenCheck.from_file(settings.auth_token_file) if settings.auth_token_file else None
         service = InferenceService(store, metrics, prediction_log, auth)
-        tls = None
-        if settings.tls_cert_file is not None and settings.tls_key_file is not None:
-            tls = TlsFiles(
-                settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
-            )
         grpc_server, grpc_port, health = await build_grpc_server(
             service,
             settings.host,
             settings.grpc_port,
             settings.max_request_bytes,
             settings.reuse_port,
-            tls,
+            _tls_files(settings),
         )
-        http_socket = bind_socket(settings.host, settings.http_port, settings.reuse_port)
+        http, http_socket = _http_server(settings, service)
         http_port = http_socket.getsockname()[1]
-        http = _HttpServer(
-            uvicorn.Config(
-                build_http_app(service, settings.max_request_bytes),
-                http="httptools",
-                loop="none",
-                lifespan="off",
-                access_log=False,
-                proxy_headers=False,  # client addresses are not used: nothing to rewrite
-                log_level=settings.log_level,
-                timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
-                ssl_certfile=settings.tls_cert_file,
-                ssl_keyfile=settings.tls_key_file,
-                ssl_ca_certs=settings.tls_client_ca_file,
-                ssl_cert_reqs=ssl.CERT_REQUIRED if settings.tls_client_ca_file else ssl.CERT_NONE,
-            )
-        )
         # Accepting before either front end listens: under --workers a restarted worker shares
         # its ports with the others, so requests reach it the moment it listens.
         service.is_accepting = True
@@ -168,12 +188,7 @@ class App:
             for model in store.all_versions():
                 model.runtime.close()
             if prediction_log is not None:  # after the drain: every answered request is in it
-                await asyncio.to_thread(prediction_log.close)
-                log.info(
-                    "prediction log: %d records written, %d dropped",
-                    prediction_log.written,
-                    prediction_log.dropped,
-                )
+                await _close_prediction_log(prediction_log)
 
 
 async def watch_health(service: InferenceService, health: Any, addresses: str) -> None:
