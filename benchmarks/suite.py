@@ -29,6 +29,7 @@ from typing import Any
 from . import report
 from .chart import chart
 from .loadgen import Point, Skip, Target, run_point
+from .machine import machine_description
 from .models import ALL_MODELS, build_models
 from .payloads import output_specs
 from .ratios import add_host_ceilings, add_ratios, medians
@@ -235,7 +236,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     add_ratios(points, raw_ort)
     add_host_ceilings(points, raw_ort, os.cpu_count() or 1)
     return {
-        "machine": report.machine_description(),
+        "machine": machine_description(),
         "command": command,
         "settings": {
             "quick": args.quick,
