@@ -24,11 +24,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .batch_run import RunResult
+from .batch_run import Outputs, RunResult
 from .errors import DeadlineExceeded, InternalError, Overloaded
 from .loop_load import LoopLoad, for_this_thread
 from .metrics import ModelMetrics
-from .pending import WITHDRAWN, Outcome, Outputs, Pending, settle
+from .pending import WITHDRAWN, Outcome, Pending, settle
 from .runtime import ModelRuntime
 from .settings import BatchingConfig
 from .stats import ModelStats

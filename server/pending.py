@@ -8,13 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .batch_run import Outputs
 from .types import Array
 
 if TYPE_CHECKING:
     from .batching import Batcher
 
 log = logging.getLogger(__name__)
-Outputs = dict[str, Array]
 Outcome = Outputs | BaseException
 WITHDRAWN = asyncio.CancelledError("the caller withdrew the request")
 
