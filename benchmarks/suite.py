@@ -287,6 +287,9 @@ def main(argv: list[str] | None = None) -> None:
         f"(default {NO_BATCHING_CONFIG!r})",
     )
     args = parser.parse_args(argv)
+    gpu_only = [m for m in args.models or () if m in GPU_MODELS]
+    if gpu_only and args.device != "cuda":
+        parser.error(f"{', '.join(gpu_only)}: the ResNet-50s run only with --device cuda")
     command = shlex.join(["python", "-m", "benchmarks.suite", *(argv or sys.argv[1:])])
     signal.signal(signal.SIGTERM, _terminate)
     results = run(args, command)

@@ -8,6 +8,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from benchmarks import suite
 from benchmarks.models import build_models
 from benchmarks.ratios import add_host_ceilings, add_ratios
 from benchmarks.report import ceiling_lines, threads_line
@@ -160,3 +163,13 @@ def test_the_report_names_the_threads_each_servers_models_ran_on() -> None:
     (line,) = threads_line(sessions)
     assert line.endswith(": ortserve: large_mlp 2, small_mlp 1; ortserve no-op model: small_mlp ?")
     assert threads_line({}) == []  # results of a suite that did not record them
+
+
+def test_the_resnets_without_cuda_stop_the_suite_before_it_builds_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        suite.main(["--out", str(tmp_path / "out"), "--models", "small_mlp", "resnet50"])
+    assert stopped.value.code == 2
+    assert "resnet50: the ResNet-50s run only with --device cuda" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
