@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from .chart import chart
+from .report_cells import fmt, point_order, ratio
+from .report_limits import ceiling_lines, inside_lines
 
 
 def label(record: dict[str, Any]) -> str:
@@ -40,17 +42,11 @@ def _stream_shape(record: dict[str, Any]) -> str:
 def one_line(record: dict[str, Any]) -> str:
     latency = record["latency_ms"]
     return (
-        f"{record['throughput_req_s']:.0f} req/s, p50 {_fmt(latency['p50'])} ms, "
-        f"p99 {_fmt(latency['p99'])} ms, errors {record['errors']}, "
+        f"{record['throughput_req_s']:.0f} req/s, p50 {fmt(latency['p50'])} ms, "
+        f"p99 {fmt(latency['p99'])} ms, errors {record['errors']}, "
         f"server {record['server_cpu_us_per_req']} µs/req, "
         f"generator CPU {record['generator_cpu_share']:.0%}, host steal, idle {_host(record)}"
     )
-
-
-def _fmt(value: Any, spec: str = "", suffix: str = "") -> str:
-    if value is None:
-        return "—"
-    return f"{value:{spec}}{suffix}"
 
 
 def _host(record: dict[str, Any]) -> str:
@@ -66,14 +62,8 @@ def _spaced(spaced: dict[str, Any] | None) -> str:
         return "—"
     return (
         f"{spaced['back_to_back_p50_ms']}, {spaced['spaced_p50_ms']} "
-        f"({_fmt(spaced['spaced_ratio'], '.1f')} ×)"
+        f"({fmt(spaced['spaced_ratio'], '.1f')} ×)"
     )
-
-
-def _ratio(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value:.2f}" if value >= 0.1 else f"{value:.2g}"
 
 
 def threads_line(sessions: dict[str, dict[str, dict[str, str]]]) -> list[str]:
@@ -149,9 +139,9 @@ def _raw_ort_lines(raw_ort: dict[str, Any]) -> list[str]:
         best = next(p for p in raw["points"] if p["batch"] == raw["best_batch"])
         lines.append(
             f"| {model} | {raw['best_batch']} | {raw['best_samples_per_s']:,.0f} | "
-            f"{_fmt(best.get('cpu_us_per_sample'), ',.1f')} | {first['samples_per_s']:,.0f} | "
+            f"{fmt(best.get('cpu_us_per_sample'), ',.1f')} | {first['samples_per_s']:,.0f} | "
             f"{first['p50_ms']} | {_spaced(raw.get('spaced'))} | "
-            f"{_fmt(best.get('to_device_p50_ms'))} |"
+            f"{fmt(best.get('to_device_p50_ms'))} |"
         )
     return lines
 
@@ -185,16 +175,16 @@ def _served_lines(points: list[dict[str, Any]]) -> list[str]:
         "| gen CPU | host steal, idle | ÷ raw ORT | ÷ floor | CPU ÷ floor |",
         "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for p in sorted(points, key=_order):
+    for p in sorted(points, key=point_order):
         lat = p["latency_ms"]
-        errors = _fmt(p["errors"]) + (f" (+{p['dropped']} dropped)" if p["dropped"] else "")
+        errors = fmt(p["errors"]) + (f" (+{p['dropped']} dropped)" if p["dropped"] else "")
         lines.append(
             f"| {p['model']} | {p['server']} | {p['label']} | {p['mode']} | "
             f"{p['throughput_req_s']:,.0f} | {p['throughput_rows_s']:,.0f} | "
-            f"{_fmt(lat['p50'], '.2f')} | {_fmt(lat['p99'], '.2f')} | {errors} | "
-            f"{_fmt(p['server_cpu_us_per_req'], ',.0f')} | {p['generator_cpu_share']:.0%} | "
-            f"{_host(p)} | {_ratio(p['ratio_raw_ort'])} | {_ratio(p['ratio_floor'])} | "
-            f"{_ratio(p.get('cpu_ratio_floor'))} |"
+            f"{fmt(lat['p50'], '.2f')} | {fmt(lat['p99'], '.2f')} | {errors} | "
+            f"{fmt(p['server_cpu_us_per_req'], ',.0f')} | {p['generator_cpu_share']:.0%} | "
+            f"{_host(p)} | {ratio(p['ratio_raw_ort'])} | {ratio(p['ratio_floor'])} | "
+            f"{ratio(p.get('cpu_ratio_floor'))} |"
         )
     lines += _streaming_lines(points)
     lines += inside_lines(points)
@@ -205,7 +195,7 @@ def _served_lines(points: list[dict[str, Any]]) -> list[str]:
 def _streaming_lines(points: list[dict[str, Any]]) -> list[str]:
     """A small table: each compiled ortserve stream point against the unary floor (gRPC
     c64), the reference the streaming targets are stated against; nothing without one."""
-    streamed = [p for p in sorted(points, key=_order) if "ratio_unary_floor" in p]
+    streamed = [p for p in sorted(points, key=point_order) if "ratio_unary_floor" in p]
     if not streamed:
         return []
     lines = [
@@ -222,89 +212,10 @@ def _streaming_lines(points: list[dict[str, Any]]) -> list[str]:
     for p in streamed:
         lines.append(
             f"| {p['model']} | {p['server']} | {p['label']} | {p['throughput_req_s']:,.0f} | "
-            f"{_ratio(p['ratio_unary_floor'])} | {_fmt(p['server_cpu_us_per_req'], ',.0f')} | "
-            f"{_ratio(p['cpu_ratio_unary_floor'])} |"
+            f"{ratio(p['ratio_unary_floor'])} | {fmt(p['server_cpu_us_per_req'], ',.0f')} | "
+            f"{ratio(p['cpu_ratio_unary_floor'])} |"
         )
     return lines
-
-
-def inside_lines(points: list[dict[str, Any]]) -> list[str]:
-    """Where a request's time went inside ortserve at each point with statistics."""
-    inside = [p for p in sorted(points, key=_order) if p.get("server_stats")]
-    if not inside:
-        return []
-    lines = [
-        "",
-        "Inside ortserve, from its V2 statistics over each point's window (the median repeat): "
-        "rows per model run, and the mean µs per request from the validated request to its "
-        "answer (**request**), waiting for a run (**queue**), and in its run's input, model "
-        "and output stages (each request is charged its run's times, as Triton does). The "
-        "client's p50 minus **request** is the rest: transport, the gRPC or HTTP stack, "
-        "decoding and encoding.",
-        "",
-        "| model | server | point | rows/run | request µs | queue µs | input µs | model µs "
-        "| output µs | client p50 µs |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for p in inside:
-        st = p["server_stats"]
-        p50 = p["latency_ms"]["p50"]
-        lines.append(
-            f"| {p['model']} | {p['server']} | {p['label']} | {_fmt(st['rows_per_run'])} | "
-            f"{_fmt(st['request_us'], ',.0f')} | {_fmt(st['queue_us'], ',.0f')} | "
-            f"{_fmt(st['compute_input_us'], ',.0f')} | {_fmt(st['compute_infer_us'], ',.0f')} | "
-            f"{_fmt(st['compute_output_us'], ',.0f')} | "
-            f"{_fmt(None if p50 is None else p50 * 1000, ',.0f')} |"
-        )
-    return lines
-
-
-def ceiling_lines(points: list[dict[str, Any]]) -> list[str]:
-    """The host's ceiling at each compute-bound served point (its model's CPU per request at
-    least the floor's), where the front end's CPU takes from the model's."""
-    bound = [
-        p
-        for p in sorted(points, key=_order)
-        if p.get("host_ceiling_rows_s") and p["model_cpu_us_per_req"] >= p["floor_cpu_us_per_req"]
-    ]
-    if not bound:
-        return []
-    lines = [
-        "",
-        "What this host allows at the compute-bound points: a request costs at least its rows "
-        "× the model's CPU per row in raw ORT at its best batch (**model µs/req**, all ORT's "
-        "threads) plus the floor's server CPU per request at the same point (**floor µs/req**), "
-        "so all the host's cores, running nothing else (no generator, no steal), serve at most "
-        "the **host ceiling**. A target above **ceiling ÷ raw ORT** is out of reach for any "
-        "server on this host; **served ÷ ceiling** is how near ortserve comes.",
-        "",
-        "| model | server | point | model µs/req | floor µs/req | host ceiling rows/s "
-        "| ceiling ÷ raw ORT | rows/s | served ÷ ceiling |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for p in bound:
-        lines.append(
-            f"| {p['model']} | {p['server']} | {p['label']} | "
-            f"{_fmt(p['model_cpu_us_per_req'], ',.0f')} | "
-            f"{_fmt(p['floor_cpu_us_per_req'], ',.0f')} | "
-            f"{_fmt(p['host_ceiling_rows_s'], ',.0f')} | "
-            f"{_ratio(p['ceiling_ratio_raw_ort'])} | {p['throughput_rows_s']:,.0f} | "
-            f"{_ratio(p['ratio_host_ceiling'])} |"
-        )
-    return lines
-
-
-def _order(p: dict[str, Any]) -> tuple[Any, ...]:
-    return (
-        p["model"],
-        p["protocol"],
-        p["encoding"],
-        p["rows"],
-        bool(p["rate"]),
-        p["concurrency"] or 0,
-        p["mode"],
-        p["server"],
-    )
 
 
 def main() -> None:

@@ -13,7 +13,8 @@ import pytest
 from benchmarks import suite
 from benchmarks.models import build_models
 from benchmarks.ratios import add_host_ceilings, add_ratios
-from benchmarks.report import ceiling_lines, threads_line
+from benchmarks.report import threads_line
+from benchmarks.report_limits import ceiling_lines
 from benchmarks.suite_plan import (
     FLOOR_GRPC,
     FLOOR_HTTP,

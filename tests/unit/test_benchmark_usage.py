@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from benchmarks.report import inside_lines
+from benchmarks.report_limits import inside_lines
 from benchmarks.server_usage import (
     ANSWERED_BY,
     STAGES,
