@@ -2,11 +2,12 @@
 batched, run and its answer encoded, in one process, at a given concurrency.
 
 It loads the repository into the same ``InferenceService`` the server runs, on uvloop, and
-starts C asyncio tasks, each handing it requests back to back as the front ends would: the
-bytes of a ModelInferRequest (gRPC), or an infer body with the binary extension or JSON
-(HTTP). No socket, HTTP/2, grpc.aio or uvicorn is in between, so what it measures is the part
-of a request's cost that is ortserve's own (its Python and the model runs); the floors
-measure the transport's. On a shared 2-core host it varies much less than a loopback point,
+starts C asyncio tasks, each sending requests back to back through the front ends' own
+handlers: the bytes of a ModelInferRequest to the gRPC servicer's ``ModelInfer``, or an infer
+body with the binary extension or JSON to the HTTP app's infer endpoint (as ASGI). No
+socket, HTTP/2, grpc.aio or uvicorn is in between, so what it measures is the part of a
+request's cost that is ortserve's own (its Python and the model runs); the floors measure the
+transport's. On a shared 2-core host it varies much less than a loopback point,
 which suits an A/B of a change to the request path.
 
 The tasks move in step: each run takes one request from every task, so rows per run is about
@@ -28,46 +29,75 @@ import gc
 import json
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import uvloop
 
 from server._proto import grpc_service_pb2 as pb
-from server.frontends import grpc_codec, grpc_wire, http_codec, http_response
+from server.frontends.grpc_service import InferenceServicer
+from server.frontends.http_app import build_http_app
 from server.metrics import Metrics
 from server.model_loading import load_models
 from server.service import InferenceService
 from server.settings import load_settings
 
-from .payloads import BINARY_HEADER, grpc_request, http_request
+from .payloads import grpc_request, http_request
 
 Handle = Callable[[], Awaitable[bytes]]
 
 
+class _NoDeadline:
+    """What ``ModelInfer`` reads of its gRPC context here: a call without a deadline."""
+
+    def time_remaining(self) -> None:
+        return None
+
+
 def grpc_handler(service: InferenceService, model: str, rows: int) -> Handle:
-    """One gRPC request's bytes to its answer's, as ``ModelInfer`` does it."""
+    """One gRPC request's bytes to its answer's, through the front end's ``ModelInfer``."""
     data = grpc_request(model, rows)
     parse = pb.ModelInferRequest.FromString
+    model_infer = InferenceServicer(service).ModelInfer
+    context = _NoDeadline()
 
     async def handle() -> bytes:
-        request = grpc_codec.decode_request(parse(data))
-        request.protocol = "grpc"
-        return grpc_wire.encode_response(await service.infer(request))
+        answer: bytes = await model_infer(parse(data), context)
+        return answer
 
     return handle
 
 
 def http_handler(service: InferenceService, model: str, rows: int, binary: bool) -> Handle:
-    """One HTTP infer body to its answer's, as the infer endpoint does it."""
+    """One HTTP infer body to its answer's, through the front end's ASGI infer endpoint;
+    raises if the answer is not a 200."""
     body, headers = http_request(model, rows, binary)
-    header_length = headers.get(BINARY_HEADER)
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": f"/v2/models/{model}/infer",
+        "headers": [
+            (b"content-length", b"%d" % len(body)),
+            *((k.lower().encode(), v.encode()) for k, v in headers.items()),
+        ],
+    }
+    message = {"type": "http.request", "body": body, "more_body": False}
+    endpoint = build_http_app(service, len(body))
+
+    async def receive() -> dict[str, Any]:
+        return message
 
     async def handle() -> bytes:
-        request, choice = http_codec.decode_request(body, header_length, model, "")
-        request.protocol = "http"
-        content, _ = http_response.encode_response(await service.infer(request), choice)
+        sent: list[MutableMapping[str, Any]] = []
+
+        async def send(event: MutableMapping[str, Any]) -> None:
+            sent.append(event)
+
+        await endpoint(scope, receive, send)
+        if sent[0]["status"] != 200:
+            raise RuntimeError(f"HTTP {sent[0]['status']}: {sent[1]['body'][:200]!r}")
+        content: bytes = sent[1]["body"]
         return content
 
     return handle
