@@ -3,7 +3,8 @@
 ``POST /v2/models/{name}[/versions/{version}]/infer`` is served by a plain ASGI handler
 (``InferEndpoint``): it is the one hot path, and Starlette's request and response objects,
 middleware and route matching cost more than the inference bookkeeping itself. Every other
-endpoint is a Starlette route behind it.
+endpoint is a Starlette route behind it. A client that disconnects while its request waits
+withdraws the request, as a cancelled gRPC call does (``http_disconnect``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .. import metadata
 from ..errors import InternalError, ModelNotFound, ModelNotReady, PayloadTooLarge, ServeError
 from ..service import InferenceService
 from .http_codec import decode_request, decompress
+from .http_disconnect import DisconnectWatch, Receive
 from .http_response import encode_response
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,6 @@ def json_response(
 
 INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
 Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 _WANTED = {
     b"authorization": "authorization",
@@ -59,6 +60,7 @@ class InferEndpoint:
         self.service = service
         self.limit = max_request_bytes
         self.app = app
+        self.waiting = DisconnectWatch()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -89,7 +91,9 @@ class InferEndpoint:
                 body = decompress(body, encoding.strip().lower(), self.limit)
             infer_request, choice = decode_request(body, headers.get(HEADER_LENGTH), name, version)
             infer_request.protocol = "http"
-            response = await service.infer(infer_request)
+            response = await self.waiting.await_answer(receive, service.infer(infer_request))
+            if response is None:
+                return  # the client left: the request was withdrawn, nobody is left to answer
             content, header_length = encode_response(response, choice)
             status = 200
             if response.parameters:

@@ -4,12 +4,14 @@ deadlines, cancellation, instance parallelism, failure isolation, statistics and
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
 import numpy as np
+import orjson
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpc_aio
@@ -25,6 +27,7 @@ from tests.onnx_models import add_sub, gather, identity, slow
 pytestmark = pytest.mark.integration
 
 SLOW_STEPS = 24  # about 0.2 s per run on one thread
+SLOW_RUN_S = 0.2
 
 
 def write_config(repo: Path, name: str, text: str) -> None:
@@ -75,8 +78,6 @@ def wait_in_flight(server, count: int) -> None:
 def stats(server, model: str) -> dict:
     status, reply = request(server, "GET", f"/v2/models/{model}/stats")[0:3:2]
     assert status == 200
-    import orjson
-
     return orjson.loads(reply)["model_stats"][0]
 
 
@@ -246,6 +247,36 @@ def test_cancelled_grpc_call_leaves_the_queue(batching_server):
     _, _, body = request(batching_server, "GET", "/metrics")
     assert b'ortserve_queue_depth{model="slow",version="1"} 0.0' in body
     assert b"ortserve_requests_in_flight 0.0" in body
+
+
+def test_http_client_that_disconnects_leaves_the_queue(batching_server):
+    """A request whose client hangs up while it is queued never runs and is never answered."""
+    before = stats(batching_server, "slow")
+    host, port = batching_server.http.rsplit(":", 1)
+    doc = {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP32", "data": [1.0]}]}
+    body = orjson.dumps(doc)
+    head = (
+        f"POST /v2/models/slow/infer HTTP/1.1\r\nHost: {host}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    with ThreadPoolExecutor(1) as pool:
+        blocker = pool.submit(post_json, batching_server, "/v2/models/slow/infer", doc)
+        wait_in_flight(batching_server, 1)
+        with socket.create_connection((host, int(port))) as hung_up:
+            hung_up.sendall(head.encode() + body)
+            wait_in_flight(batching_server, 2)
+        assert blocker.result()[0] == 200
+    deadline = time.monotonic() + 10
+    while in_flight(batching_server) > 0:
+        assert time.monotonic() < deadline, "the abandoned request is still in the server"
+        time.sleep(0.01)
+    time.sleep(2 * SLOW_RUN_S)  # had it stayed queued, it would have run by now
+    after = stats(batching_server, "slow")
+    assert after["execution_count"] == before["execution_count"] + 1  # only the blocker ran
+    assert after["inference_stats"]["fail"]["count"] == before["inference_stats"]["fail"]["count"]
+    _, _, metrics = request(batching_server, "GET", "/metrics")
+    assert b'outcome="cancelled",protocol="http"' in metrics
+    assert b'ortserve_queue_depth{model="slow",version="1"} 0.0' in metrics
 
 
 def test_a_request_that_breaks_the_model_fails_alone(batching_server):
