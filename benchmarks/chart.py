@@ -5,10 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+MARKERS = "os^vD<>ph*X"  # 11: with 20 colours, no two of the first 220 series look alike
+
+
+def series_style(index: int) -> dict[str, Any]:
+    """The colour and marker of a panel's ``index``-th series: 20 colours (tab20's ten hues
+    dark, then light) and 11 markers, so that no two of a panel's series share both."""
+    import matplotlib
+
+    shade = (2 * index + (index // 10) % 2) % 20
+    return {"color": matplotlib.colormaps["tab20"](shade), "marker": MARKERS[index % len(MARKERS)]}
+
 
 def chart(results: dict[str, Any], path: Path) -> None:
     """p50 (solid, filled) and p99 (dashed, hollow) latency against req/s, one panel per
-    model, one colour per server and protocol."""
+    model, one colour and marker per server and protocol."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -22,7 +33,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
         for index, (name, items) in enumerate(sorted(_series(results, model).items())):
             items.sort(key=lambda p: p["throughput_req_s"])
             x = [p["throughput_req_s"] for p in items]
-            style = {"color": f"C{index % 10}", "marker": "os^vD<>ph*"[index % 10]}
+            style = series_style(index)
             ax.plot(x, [p["latency_ms"]["p50"] for p in items], "-", label=name, **style)
             ax.plot(x, [p["latency_ms"]["p99"] for p in items], "--", mfc="none", **style)
         ax.set_title(f"{model}: p50 (solid) and p99 (dashed) latency")
