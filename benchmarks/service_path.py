@@ -41,7 +41,7 @@ from server.frontends.http_app import build_http_app
 from server.metrics import Metrics
 from server.model_loading import load_models
 from server.service import InferenceService
-from server.settings import load_settings
+from server.settings import Settings, load_settings
 
 from .payloads import grpc_request, http_request
 
@@ -59,7 +59,7 @@ def grpc_handler(service: InferenceService, model: str, rows: int) -> Handle:
     """One gRPC request's bytes to its answer's, through the front end's ``ModelInfer``."""
     data = grpc_request(model, rows)
     parse = pb.ModelInferRequest.FromString
-    model_infer = InferenceServicer(service).ModelInfer
+    model_infer = InferenceServicer(service, Settings().stream_backlog_bytes).ModelInfer
     context = _NoDeadline()
 
     async def handle() -> bytes:

@@ -66,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"largest request body or gRPC message (default {defaults.max_request_bytes})",
     )
     serve.add_argument(
+        "--stream-backlog-bytes",
+        type=int,
+        metavar="N",
+        help="answers a gRPC stream holds for a client that is not reading them; past it the "
+        f"stream reads no more requests until they drain (default {defaults.stream_backlog_bytes})",
+    )
+    serve.add_argument(
         "--drain-timeout-s",
         type=float,
         metavar="S",

@@ -148,6 +148,7 @@ class App:
             settings.host,
             settings.grpc_port,
             settings.max_request_bytes,
+            settings.stream_backlog_bytes,
             settings.reuse_port,
             _tls_files(settings),
         )

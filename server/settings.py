@@ -37,6 +37,9 @@ class Settings:
     http_port: int = 8000
     grpc_port: int = 8001
     max_request_bytes: int = 64 * 2**20
+    # answers a gRPC stream holds for a client that does not read them; past it the stream
+    # reads no more requests until they drain
+    stream_backlog_bytes: int = 16 * 2**20
     device: str = "auto"
     log_level: str = "info"
     drain_timeout_s: float = 30.0
@@ -85,6 +88,8 @@ class Settings:
                 raise ConfigError(f"{name}: {port} is not a port number (0-65535)")
         if self.max_request_bytes <= 0:
             raise ConfigError("max_request_bytes: must be positive")
+        if self.stream_backlog_bytes <= 0:
+            raise ConfigError("stream_backlog_bytes: must be positive")
         _check_device(self.device, "device")
         _check_executor(self.executor, "executor")
         if self.log_level not in ("debug", "info", "warning", "error"):

@@ -61,8 +61,9 @@ def quiet_gone_clients() -> None:
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     """The V2 RPCs; those not defined here answer UNIMPLEMENTED."""
 
-    def __init__(self, service: InferenceService) -> None:
+    def __init__(self, service: InferenceService, stream_backlog_bytes: int) -> None:
         self.service = service
+        self.stream_backlog_bytes = stream_backlog_bytes
 
     async def ServerLive(self, request: Any, context: Any) -> Any:
         return pb.ServerLiveResponse(live=True)
@@ -100,7 +101,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 self.service.authenticate(_authorization(context))
             except ServeError as error:
                 await context.abort(getattr(grpc.StatusCode, error.grpc_code), str(error))
-        await InferenceStream(self.service, context).serve(messages)
+        await InferenceStream(self.service, context, self.stream_backlog_bytes).serve(messages)
 
     async def ModelStatistics(self, request: Any, context: Any) -> Any:
         doc = self.service.statistics(request.name, request.version)
@@ -179,10 +180,12 @@ async def build_grpc_server(
     host: str,
     port: int,
     max_message_bytes: int,
+    stream_backlog_bytes: int,
     reuse_port: bool,
     tls: TlsFiles | None = None,
 ) -> tuple[grpc.aio.Server, int, HealthServicer]:
-    """A grpc.aio server bound to ``host:port`` (0 picks one); returns it, its port, health."""
+    """A grpc.aio server bound to ``host:port`` (0 picks one); returns it, its port, health.
+    ``stream_backlog_bytes``: the unread answers a stream holds before it stops reading."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
@@ -190,7 +193,8 @@ async def build_grpc_server(
             ("grpc.so_reuseport", int(reuse_port)),
         ]
     )
-    server.add_generic_rpc_handlers((inference_handlers(InferenceServicer(service)),))
+    servicer = InferenceServicer(service, stream_backlog_bytes)
+    server.add_generic_rpc_handlers((inference_handlers(servicer),))
     health = HealthServicer()
     await health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -24,13 +24,21 @@ class InferenceStream:
     a ModelStreamInferResponse carrying the request's id, with errors in ``error_message`` so
     the stream stays open. Requests are started as they are read (no task per request); a
     single writer sends the answers.
+
+    Answers wait for the writer while the client does not read them. Once they hold more than
+    ``backlog_limit`` bytes, the stream reads no more requests until the writer has brought
+    them back under it: HTTP/2 flow control then holds the client's sends, and the server's
+    memory stays bounded.
     """
 
-    def __init__(self, service: InferenceService, context: Any) -> None:
+    def __init__(self, service: InferenceService, context: Any, backlog_limit: int) -> None:
         self.service = service
         self.context = context
         self.answers: collections.deque[bytes | None] = collections.deque()  # None: the end
         self.wakeup: asyncio.Future[None] | None = None  # set while the writer waits
+        self.backlog = 0  # bytes of answers not yet written
+        self.backlog_limit = backlog_limit
+        self.drained: asyncio.Future[None] | None = None  # set while the reader waits
         self.outstanding = 0
         self.reading = True
         self.pending: dict[int, Pending] = {}  # by ticket: the requests still running
@@ -47,6 +55,12 @@ class InferenceStream:
                     if answer is None:
                         return
                     await write(answer)
+                    self.backlog -= len(answer)
+                    drained = self.drained
+                    if drained is not None and self.backlog <= self.backlog_limit:
+                        self.drained = None
+                        if not drained.done():
+                            drained.set_result(None)
                 self.wakeup = loop.create_future()
                 await self.wakeup
         finally:
@@ -64,6 +78,9 @@ class InferenceStream:
                     self._answer(_stream_error(str(error), "", ""))
                     continue
             self._start(data)
+            if self.backlog > self.backlog_limit:  # the client is not reading its answers
+                self.drained = asyncio.get_running_loop().create_future()
+                await self.drained
         self.reading = False
         if self.outstanding == 0:
             self._put(None)
@@ -110,6 +127,8 @@ class InferenceStream:
 
     def _put(self, answer: bytes | None) -> None:
         self.answers.append(answer)
+        if answer is not None:
+            self.backlog += len(answer)
         wakeup = self.wakeup
         if wakeup is not None:
             self.wakeup = None

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import queue
+import time
 
 import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
 from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+from tests.conftest import start_server
+from tests.onnx_models import tile
 
 pytestmark = pytest.mark.integration
 
@@ -91,3 +96,55 @@ def test_raw_stream_error_carries_the_request_id(server):
     errors = [service_pb2.ModelStreamInferResponse.FromString(a).error_message for a in answers]
     assert sorted(bool(e) for e in errors) == [False, True]
     assert any("malformed" in e for e in errors)
+
+
+def test_a_stream_whose_client_does_not_read_stops_taking_requests(tmp_path):
+    """Answers a client leaves unread are held up to the backlog limit; beyond it the stream
+    reads no more requests (HTTP/2 flow control then holds the client), so a client that
+    sends without reading cannot fill the server's memory. Nothing is lost: once it reads,
+    every answer arrives, matched to its request."""
+    tile(tmp_path, "tile", repeats=64)  # 1 KiB in, 64 KiB out
+    limit = 1 << 20
+    running = start_server(tmp_path, env={"ORTSERVE_STREAM_BACKLOG_BYTES": str(limit)})
+    total, sent = 2000, []
+
+    def requests():
+        for k in range(total):
+            request = service_pb2.ModelInferRequest(model_name="tile", id=f"r{k}")
+            request.inputs.add(name="x", datatype="FP32", shape=[1, 256])
+            request.raw_input_contents.append(np.full((1, 256), k, np.float32).tobytes())
+            sent.append(k)
+            yield request
+
+    stats = httpclient.InferenceServerClient(running.http)
+
+    def executed() -> int:
+        entry = stats.get_inference_statistics("tile")["model_stats"][0]
+        return int(entry["inference_count"])
+
+    try:
+        with grpc.insecure_channel(running.grpc) as channel:
+            stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+            answers = stub.ModelStreamInfer(requests())
+            # not reading: wait until the server has stopped running requests
+            before, deadline = -1, time.monotonic() + 30
+            while time.monotonic() < deadline:
+                time.sleep(0.5)
+                now = executed()
+                if now == before:
+                    break
+                before = now
+            assert 0 < before < total // 2, (before, len(sent))  # all of them: 125 MiB unread
+            seen = {}
+            for answer in answers:
+                assert answer.error_message == ""
+                response = answer.infer_response
+                seen[response.id] = np.frombuffer(response.raw_output_contents[0], np.float32)
+                if len(seen) == total:
+                    break
+        assert set(seen) == {f"r{k}" for k in range(total)}
+        for k in (0, total // 2, total - 1):
+            np.testing.assert_array_equal(seen[f"r{k}"], np.full(256 * 64, k, np.float32))
+        assert executed() == total
+    finally:
+        assert running.stop() == 0, "".join(running.output)

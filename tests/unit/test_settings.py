@@ -44,6 +44,7 @@ def test_defaults() -> None:
     assert settings.model_repository is None
     assert (settings.host, settings.http_port, settings.grpc_port) == ("127.0.0.1", 8000, 8001)
     assert settings.max_request_bytes == 64 * 2**20
+    assert settings.stream_backlog_bytes == 16 * 2**20
     assert (settings.device, settings.log_level, settings.drain_timeout_s) == ("auto", "info", 30.0)
 
 
@@ -138,6 +139,7 @@ def test_wrong_type_in_file_names_key_and_file(tmp_path: Path, line: str, key: s
         ("http_port = 70000", "http_port"),
         ("grpc_port = -1", "grpc_port"),
         ("max_request_bytes = 0", "max_request_bytes"),
+        ("stream_backlog_bytes = 0", "stream_backlog_bytes"),
         ('device = "gpu"', "device"),
         ('log_level = "trace"', "log_level"),
     ],
