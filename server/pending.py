@@ -1,4 +1,5 @@
-"""A request in a batcher's hands (``Pending``), and how its outcome reaches its caller."""
+"""A request in a batcher's hands (``Pending``) or on a task of its own (``OnTask``), and how
+its outcome reaches its caller."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .batch_run import Outputs
 from .types import Array
@@ -47,6 +48,30 @@ class Pending:
             self.on_done(outcome)
         except Exception:  # one caller's bug must not cost its batch-mates their answers
             log.exception("a request's completion callback failed")
+
+
+class Started(Protocol):
+    """What a caller holds of a request it started: whether it is done, and how to withdraw."""
+
+    @property
+    def is_done(self) -> bool: ...
+
+    def withdraw(self) -> None: ...
+
+
+@dataclass(slots=True, eq=False)
+class OnTask:
+    """A request served by a task of its own (the fallback chain). Withdrawing it cancels the
+    task, and with it whatever request that task has queued; ``on_done`` is then never called."""
+
+    task: asyncio.Task[None]
+
+    @property
+    def is_done(self) -> bool:
+        return self.task.done()
+
+    def withdraw(self) -> None:
+        self.task.cancel()
 
 
 def settle(future: asyncio.Future[Any], outcome: Any) -> None:

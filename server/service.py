@@ -14,7 +14,7 @@ from .errors import InternalError, InvalidInput, ModelNotReady, ServeError
 from .fallback import PRIMARY_ONLY, FallbackChain
 from .metrics import Metrics
 from .model_store import ModelStore, ModelVersion
-from .pending import WITHDRAWN, Pending, settle
+from .pending import WITHDRAWN, OnTask, Started, settle
 from .pending import Outcome as BatchOutcome
 from .prediction_log import PredictionLog, Record
 from .types import Array, InferRequest, InferResponse
@@ -61,12 +61,13 @@ class InferenceService:
             raise ModelNotReady("server is shutting down")
         return self.store.get(name, version)
 
-    def submit(self, request: InferRequest, on_done: Callable[[Outcome], None]) -> Pending | None:
+    def submit(self, request: InferRequest, on_done: Callable[[Outcome], None]) -> Started | None:
         """Start ``request``; ``on_done`` later gets its InferResponse or ServeError, on the loop.
 
         Errors found at once (unknown model, invalid input, full queue) reach ``on_done``
-        before this returns None. A caller that goes away calls ``withdraw()`` on the returned
-        Pending; ``on_done`` is then never called.
+        before this returns None. A caller that goes away calls ``withdraw()`` on what this
+        returns (its Pending in the batcher, or its fallback chain's task); ``on_done`` is then
+        never called.
         """
         started = time.perf_counter_ns()
         try:
@@ -78,7 +79,7 @@ class InferenceService:
             task = asyncio.ensure_future(self._fallback_chain.run(model, request, on_done))
             self._fallback_tasks.add(task)
             task.add_done_callback(self._fallback_tasks.discard)
-            return None
+            return OnTask(task)
         try:
             output_names, rows = model.check_request(request)
             assert model.batcher is not None

@@ -12,7 +12,7 @@ from google.protobuf.message import DecodeError
 
 from .._proto import grpc_service_pb2 as pb
 from ..errors import ServeError
-from ..pending import Pending
+from ..pending import Started
 from ..service import InferenceService
 from . import grpc_codec, grpc_wire
 
@@ -41,7 +41,7 @@ class InferenceStream:
         self.drained: asyncio.Future[None] | None = None  # set while the reader waits
         self.outstanding = 0
         self.reading = True
-        self.pending: dict[int, Pending] = {}  # by ticket: the requests still running
+        self.pending: dict[int, Started] = {}  # by ticket: the requests still running
         self.tickets = 0
 
     async def serve(self, messages: AsyncIterator[bytes]) -> None:

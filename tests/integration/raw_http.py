@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import time
 from typing import Any
 
 import orjson
@@ -39,3 +40,19 @@ def in_flight(server: Any) -> float:
         if line.startswith("ortserve_requests_in_flight "):
             return float(line.split()[1])
     raise AssertionError("no in-flight gauge")
+
+
+def wait_in_flight(server: Any, count: int) -> None:
+    """Wait until ``count`` requests are inside the server (the blocker reached the model)."""
+    deadline = time.monotonic() + 10
+    while in_flight(server) < count:
+        assert time.monotonic() < deadline, "the blocking request never arrived"
+        time.sleep(0.005)
+
+
+def stats(server: Any, model: str) -> dict[str, Any]:
+    """One model's V2 statistics entry, over HTTP."""
+    status, _, reply = request(server, "GET", f"/v2/models/{model}/stats")
+    assert status == 200
+    entry: dict[str, Any] = orjson.loads(reply)["model_stats"][0]
+    return entry

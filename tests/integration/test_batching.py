@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,13 +22,14 @@ from tritonclient.utils import InferenceServerException
 
 from tests.conftest import start_server
 from tests.integration.clients import MODES, client_for, infer
-from tests.integration.raw_http import in_flight, post_json, request
+from tests.integration.raw_http import in_flight, post_json, request, stats, wait_in_flight
 from tests.onnx_models import add_sub, gather, identity, slow
 
 pytestmark = pytest.mark.integration
 
 SLOW_STEPS = 24  # about 0.2 s per run on one thread
 SLOW_RUN_S = 0.2
+SLOW_DOC = {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP32", "data": [1.0]}]}
 
 
 def write_config(repo: Path, name: str, text: str) -> None:
@@ -65,20 +67,6 @@ def batching_server(tmp_path_factory, request):
     server = start_server(repo, "--executor", request.param)
     yield server
     assert server.stop() == 0
-
-
-def wait_in_flight(server, count: int) -> None:
-    """Wait until ``count`` requests are inside the server (the blocker reached the model)."""
-    deadline = time.monotonic() + 10
-    while in_flight(server) < count:
-        assert time.monotonic() < deadline, "the blocking request never arrived"
-        time.sleep(0.005)
-
-
-def stats(server, model: str) -> dict:
-    status, reply = request(server, "GET", f"/v2/models/{model}/stats")[0:3:2]
-    assert status == 200
-    return orjson.loads(reply)["model_stats"][0]
 
 
 def test_mixed_rows_and_protocols_each_answer_is_its_callers(batching_server):
@@ -247,6 +235,41 @@ def test_cancelled_grpc_call_leaves_the_queue(batching_server):
     _, _, body = request(batching_server, "GET", "/metrics")
     assert b'ortserve_queue_depth{model="slow",version="1"} 0.0' in body
     assert b"ortserve_requests_in_flight 0.0" in body
+
+
+def test_cancelled_stream_takes_its_queued_requests_with_it(batching_server):
+    """A stream cancelled while one of its requests waits in the queue: that request never
+    runs (the blocker, a unary call, still does)."""
+    before = stats(batching_server, "slow")
+    request_message = service_pb2.ModelInferRequest(model_name="slow", id="queued")
+    request_message.inputs.add(name="x", datatype="FP32", shape=[1, 1])
+    request_message.raw_input_contents.append(np.ones((1, 1), np.float32).tobytes())
+    with ThreadPoolExecutor(1) as pool:
+        blocker = pool.submit(post_json, batching_server, "/v2/models/slow/infer", SLOW_DOC)
+        wait_in_flight(batching_server, 1)
+        with grpc.insecure_channel(batching_server.grpc) as channel:
+            stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+            stop = threading.Event()
+
+            def messages():
+                yield request_message
+                stop.wait(30)  # keep the stream open until it is cancelled
+
+            call = stub.ModelStreamInfer(messages())
+            wait_in_flight(batching_server, 2)
+            call.cancel()
+            stop.set()
+        assert blocker.result()[0] == 200
+    deadline = time.monotonic() + 10
+    while in_flight(batching_server) > 0:
+        assert time.monotonic() < deadline, "the cancelled stream's request is still queued"
+        time.sleep(0.01)
+    time.sleep(2 * SLOW_RUN_S)  # had it stayed queued, it would have run by now
+    after = stats(batching_server, "slow")
+    assert after["execution_count"] == before["execution_count"] + 1  # only the blocker ran
+    _, _, metrics = request(batching_server, "GET", "/metrics")
+    assert b'outcome="cancelled",protocol="grpc-stream"' in metrics
+    assert b'ortserve_queue_depth{model="slow",version="1"} 0.0' in metrics
 
 
 def test_http_client_that_disconnects_leaves_the_queue(batching_server):

@@ -3,17 +3,19 @@ Inf; the route is marked; the circuit breaker opens and recovers."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import numpy as np
 import orjson
 import pytest
 import tritonclient.grpc as grpcclient
+import tritonclient.grpc.aio as grpc_aio
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from tests.conftest import run_to_exit, start_server
-from tests.integration.raw_http import request
+from tests.integration.raw_http import in_flight, request, stats, wait_in_flight
 from tests.onnx_models import gather, negate, reciprocal, scale, slow
 
 pytestmark = pytest.mark.integration
@@ -44,6 +46,11 @@ def fallback_server(tmp_path_factory):
     (repo / "gives_inf" / "config.toml").write_text(
         '[health]\ncheck_finite = false\n[fallback]\nchain = ["baseline"]\n'
         'baseline = "gives_inf_base"\n'
+    )
+    slow(repo, "guarded", steps=24)  # about 0.2 s a run on one thread
+    (repo / "guarded" / "config.toml").write_text(
+        "[runtime]\nintra_op_threads = 1\n[batching]\nenabled = false\n"
+        '[fallback]\nchain = ["baseline"]\nbaseline = "sleeps_base"\n'
     )
     server = start_server(repo)
     yield server
@@ -125,3 +132,46 @@ def test_a_baseline_with_other_inputs_is_refused_at_start(tmp_path):
     )
     result = run_to_exit(tmp_path)
     assert result.returncode == 2 and "does not take the same inputs" in result.stderr
+
+
+def test_a_cancelled_call_to_a_model_with_fallback_leaves_the_queue(fallback_server):
+    """The fallback chain runs as its own task; a caller that goes away cancels it, so its
+    queued primary request never runs, and neither does the baseline."""
+    before = stats(fallback_server, "guarded")
+    baseline_before = stats(fallback_server, "sleeps_base")
+
+    def x() -> list:
+        item = grpc_aio.InferInput("x", [1, 1], "FP32")
+        item.set_data_from_numpy(np.ones((1, 1), dtype=np.float32))
+        return [item]
+
+    async def main() -> None:
+        client = grpc_aio.InferenceServerClient(fallback_server.grpc)
+        try:
+            blocker = asyncio.ensure_future(client.infer("guarded", x()))
+            await asyncio.to_thread(wait_in_flight, fallback_server, 1)
+            queued = asyncio.ensure_future(client.infer("guarded", x()))
+            await asyncio.to_thread(wait_in_flight, fallback_server, 2)
+            queued.cancel()
+            await blocker
+            with pytest.raises(asyncio.CancelledError):
+                await queued
+        finally:
+            await client.close()
+
+    asyncio.run(main())
+    deadline = time.monotonic() + 10
+    while in_flight(fallback_server) > 0:
+        assert time.monotonic() < deadline, "the cancelled request is still in the server"
+        time.sleep(0.01)
+    time.sleep(0.4)  # had it stayed queued, it would have run by now
+    assert stats(fallback_server, "guarded")["execution_count"] == before["execution_count"] + 1
+    assert (
+        stats(fallback_server, "sleeps_base")["execution_count"]
+        == (baseline_before["execution_count"])
+    )
+    _, _, metrics = request(fallback_server, "GET", "/metrics")
+    assert b'ortserve_requests_total{model="guarded",outcome="cancelled",protocol="grpc"}' in (
+        metrics
+    )
+    assert b'ortserve_queue_depth{model="guarded",version="1"} 0.0' in metrics
