@@ -276,14 +276,13 @@ def test_http_client_that_disconnects_leaves_the_queue(batching_server):
     """A request whose client hangs up while it is queued never runs and is never answered."""
     before = stats(batching_server, "slow")
     host, port = batching_server.http.rsplit(":", 1)
-    doc = {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP32", "data": [1.0]}]}
-    body = orjson.dumps(doc)
+    body = orjson.dumps(SLOW_DOC)
     head = (
         f"POST /v2/models/slow/infer HTTP/1.1\r\nHost: {host}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     with ThreadPoolExecutor(1) as pool:
-        blocker = pool.submit(post_json, batching_server, "/v2/models/slow/infer", doc)
+        blocker = pool.submit(post_json, batching_server, "/v2/models/slow/infer", SLOW_DOC)
         wait_in_flight(batching_server, 1)
         with socket.create_connection((host, int(port))) as hung_up:
             hung_up.sendall(head.encode() + body)
