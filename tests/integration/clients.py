@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import numpy as np
+import pytest
 import tritonclient.grpc as grpcclient
+import tritonclient.grpc.aio as grpc_aio
 import tritonclient.http as httpclient
+
+from tests.integration.raw_http import wait_in_flight
 
 # (client module, binary tensors?) for every way the tests send a request
 MODES = {
@@ -62,3 +67,31 @@ def as_json(mode: str, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]
         kwargs["as_json"] = True
     result: dict[str, Any] = method(*args, **kwargs)
     return result.get("config", result) if "config" in result else result
+
+
+def slow_input(client_module: Any) -> list[Any]:
+    """The one-value request (``x`` of shape [1, 1], FP32) of the tests' slow models."""
+    item = client_module.InferInput("x", [1, 1], "FP32")
+    item.set_data_from_numpy(np.ones((1, 1), dtype=np.float32))
+    return [item]
+
+
+def cancel_queued_grpc_call(server: Any, model: str) -> None:
+    """Queue a gRPC call to ``model`` behind a blocker (both inside the server), cancel it,
+    and wait for the blocker's answer."""
+
+    async def main() -> None:
+        client = grpc_aio.InferenceServerClient(server.grpc)
+        try:
+            blocker = asyncio.ensure_future(client.infer(model, slow_input(grpc_aio)))
+            await asyncio.to_thread(wait_in_flight, server, 1)
+            queued = asyncio.ensure_future(client.infer(model, slow_input(grpc_aio)))
+            await asyncio.to_thread(wait_in_flight, server, 2)
+            queued.cancel()
+            await blocker
+            with pytest.raises(asyncio.CancelledError):
+                await queued
+        finally:
+            await client.close()
+
+    asyncio.run(main())

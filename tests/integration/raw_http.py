@@ -50,6 +50,14 @@ def wait_in_flight(server: Any, count: int) -> None:
         time.sleep(0.005)
 
 
+def wait_until_idle(server: Any, what: str) -> None:
+    """Wait until no request is inside the server; fails naming ``what`` after 10 s."""
+    deadline = time.monotonic() + 10
+    while in_flight(server) > 0:
+        assert time.monotonic() < deadline, f"{what} is still in the server"
+        time.sleep(0.01)
+
+
 def stats(server: Any, model: str) -> dict[str, Any]:
     """One model's V2 statistics entry, over HTTP."""
     status, _, reply = request(server, "GET", f"/v2/models/{model}/stats")

@@ -21,8 +21,20 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from tests.conftest import start_server
-from tests.integration.clients import MODES, client_for, infer
-from tests.integration.raw_http import in_flight, post_json, request, stats, wait_in_flight
+from tests.integration.clients import (
+    MODES,
+    cancel_queued_grpc_call,
+    client_for,
+    infer,
+    slow_input,
+)
+from tests.integration.raw_http import (
+    post_json,
+    request,
+    stats,
+    wait_in_flight,
+    wait_until_idle,
+)
 from tests.onnx_models import add_sub, gather, identity, slow
 
 pytestmark = pytest.mark.integration
@@ -116,12 +128,6 @@ def test_different_non_batch_dims_never_share_a_run(batching_server):
         list(pool.map(caller, range(54)))
 
 
-def slow_input(client_module):
-    item = client_module.InferInput("x", [1, 1], "FP32")
-    item.set_data_from_numpy(np.ones((1, 1), dtype=np.float32))
-    return [item]
-
-
 def concurrent_outcomes(server, model: str, count: int) -> list[str]:
     """Send ``count`` requests at once over HTTP; the status of each."""
 
@@ -213,22 +219,7 @@ def test_config_timeout_and_grpc_deadline(batching_server):
 
 def test_cancelled_grpc_call_leaves_the_queue(batching_server):
     before = stats(batching_server, "slow")
-
-    async def main() -> None:
-        client = grpc_aio.InferenceServerClient(batching_server.grpc)
-        try:
-            blocker = asyncio.ensure_future(client.infer("slow", slow_input(grpc_aio)))
-            await asyncio.to_thread(wait_in_flight, batching_server, 1)
-            queued = asyncio.ensure_future(client.infer("slow", slow_input(grpc_aio)))
-            await asyncio.to_thread(wait_in_flight, batching_server, 2)
-            queued.cancel()
-            await blocker
-            with pytest.raises(asyncio.CancelledError):
-                await queued
-        finally:
-            await client.close()
-
-    asyncio.run(main())
+    cancel_queued_grpc_call(batching_server, "slow")
     time.sleep(0.5)
     after = stats(batching_server, "slow")
     assert after["execution_count"] == before["execution_count"] + 1
@@ -260,10 +251,7 @@ def test_cancelled_stream_takes_its_queued_requests_with_it(batching_server):
             call.cancel()
             stop.set()
         assert blocker.result()[0] == 200
-    deadline = time.monotonic() + 10
-    while in_flight(batching_server) > 0:
-        assert time.monotonic() < deadline, "the cancelled stream's request is still queued"
-        time.sleep(0.01)
+    wait_until_idle(batching_server, "the cancelled stream's request")
     time.sleep(2 * SLOW_RUN_S)  # had it stayed queued, it would have run by now
     after = stats(batching_server, "slow")
     assert after["execution_count"] == before["execution_count"] + 1  # only the blocker ran
@@ -288,10 +276,7 @@ def test_http_client_that_disconnects_leaves_the_queue(batching_server):
             hung_up.sendall(head.encode() + body)
             wait_in_flight(batching_server, 2)
         assert blocker.result()[0] == 200
-    deadline = time.monotonic() + 10
-    while in_flight(batching_server) > 0:
-        assert time.monotonic() < deadline, "the abandoned request is still in the server"
-        time.sleep(0.01)
+    wait_until_idle(batching_server, "the abandoned request")
     time.sleep(2 * SLOW_RUN_S)  # had it stayed queued, it would have run by now
     after = stats(batching_server, "slow")
     assert after["execution_count"] == before["execution_count"] + 1  # only the blocker ran

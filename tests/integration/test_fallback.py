@@ -3,19 +3,18 @@ Inf; the route is marked; the circuit breaker opens and recovers."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import numpy as np
 import orjson
 import pytest
 import tritonclient.grpc as grpcclient
-import tritonclient.grpc.aio as grpc_aio
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from tests.conftest import run_to_exit, start_server
-from tests.integration.raw_http import in_flight, request, stats, wait_in_flight
+from tests.integration.clients import cancel_queued_grpc_call
+from tests.integration.raw_http import request, stats, wait_until_idle
 from tests.onnx_models import gather, negate, reciprocal, scale, slow
 
 pytestmark = pytest.mark.integration
@@ -140,30 +139,8 @@ def test_a_cancelled_call_to_a_model_with_fallback_leaves_the_queue(fallback_ser
     before = stats(fallback_server, "guarded")
     baseline_before = stats(fallback_server, "sleeps_base")
 
-    def x() -> list:
-        item = grpc_aio.InferInput("x", [1, 1], "FP32")
-        item.set_data_from_numpy(np.ones((1, 1), dtype=np.float32))
-        return [item]
-
-    async def main() -> None:
-        client = grpc_aio.InferenceServerClient(fallback_server.grpc)
-        try:
-            blocker = asyncio.ensure_future(client.infer("guarded", x()))
-            await asyncio.to_thread(wait_in_flight, fallback_server, 1)
-            queued = asyncio.ensure_future(client.infer("guarded", x()))
-            await asyncio.to_thread(wait_in_flight, fallback_server, 2)
-            queued.cancel()
-            await blocker
-            with pytest.raises(asyncio.CancelledError):
-                await queued
-        finally:
-            await client.close()
-
-    asyncio.run(main())
-    deadline = time.monotonic() + 10
-    while in_flight(fallback_server) > 0:
-        assert time.monotonic() < deadline, "the cancelled request is still in the server"
-        time.sleep(0.01)
+    cancel_queued_grpc_call(fallback_server, "guarded")
+    wait_until_idle(fallback_server, "the cancelled request")
     time.sleep(0.4)  # had it stayed queued, it would have run by now
     assert stats(fallback_server, "guarded")["execution_count"] == before["execution_count"] + 1
     assert (
