@@ -108,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
         const=True,
         help="bind both ports with SO_REUSEPORT, so several processes can share them",
     )
+    serve.add_argument(
+        "--stop-when-stdin-closes",
+        action="store_const",
+        const=True,
+        help="drain and stop once standard input reaches its end, as on SIGTERM (every "
+        "worker of --workers reads a pipe from the parent, so a killed parent stops them)",
+    )
     serve.add_argument("--tls-cert-file", metavar="PEM", help="serve both ports over TLS")
     serve.add_argument("--tls-key-file", metavar="PEM", help="the TLS certificate's key")
     serve.add_argument(

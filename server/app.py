@@ -12,16 +12,19 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import socket
 import ssl
+import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
 
 from .auth import TokenCheck
+from .errors import ConfigError
 from .frontends.grpc_service import TlsFiles, build_grpc_server, quiet_gone_clients, set_health
 from .frontends.http_app import build_http_app
 from .health import check, due_for_check, set_checked
@@ -218,9 +221,35 @@ async def watch_health(service: InferenceService, health: Any, addresses: str) -
         await asyncio.sleep(HEALTH_TICK_S)
 
 
+class _StopAtEnd(asyncio.Protocol):
+    """Reads standard input and ignores it; its end (the writer closed it, or died) stops
+    the server as SIGTERM does."""
+
+    def __init__(self, stop: Callable[[], None]) -> None:
+        self._stop = stop
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        log.info("standard input closed: stopping")
+        self._stop()
+
+
+def _stdin_is_a_pipe() -> bool:
+    try:
+        mode = os.fstat(0).st_mode
+    except OSError:  # closed
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
 def run(settings: Settings) -> int:
     """Serve until SIGTERM or SIGINT; returns the process exit code."""
     import uvloop
+
+    if settings.stop_when_stdin_closes and not _stdin_is_a_pipe():
+        raise ConfigError("stop_when_stdin_closes: standard input is not a pipe or a socket")
 
     logging.basicConfig(
         level=settings.log_level.upper(),
@@ -234,6 +263,8 @@ def run(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, app.request_stop)
+        if settings.stop_when_stdin_closes:
+            await loop.connect_read_pipe(lambda: _StopAtEnd(app.request_stop), sys.stdin)
         await app.serve()
 
     result: Any = uvloop.run(main())

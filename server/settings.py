@@ -45,6 +45,9 @@ class Settings:
     drain_timeout_s: float = 30.0
     workers: int = 1
     reuse_port: bool = False  # SO_REUSEPORT on both ports (set for every worker of --workers)
+    # drain and stop once standard input reaches its end (set for every worker of --workers,
+    # whose stdin is a pipe from the parent: a parent that is killed takes its workers along)
+    stop_when_stdin_closes: bool = False
     # for models whose config says 0 (one if its runs are no faster on more); 0: cores ÷ workers
     intra_op_threads: int = 0
     executor: str = "thread"  # for models whose config names none: "thread" or "process"

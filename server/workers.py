@@ -5,7 +5,8 @@ HTTP and gRPC ports with SO_REUSEPORT, so the kernel spreads connections over th
 parent reserves the ports (port 0 becomes a real one, the same for all), starts the workers,
 prints the serving line once every worker serves and the ready line once every worker is
 ready, restarts a worker that dies, and forwards SIGTERM / SIGINT so that each drains before
-the parent exits.
+the parent exits. A parent that dies without that (SIGKILL, the OOM killer) closes the
+workers' stdin, and they drain and stop by themselves.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ RESTART_DELAY_S = (0.5, 1, 2, 5, 10)  # backoff while a worker keeps dying
 
 def worker_command(settings: Settings, argv: list[str]) -> list[str]:
     """One worker's command line: the parent's own arguments (so the same config file and
-    environment apply), then the reserved ports, one process, shared ports, its threads."""
+    environment apply), then the reserved ports, its threads, one process, shared ports, and
+    a stop once its stdin (a pipe from this process) closes, so that none outlives a parent
+    that is killed."""
     return [
         sys.executable, "-m", "server", "serve", *argv,
         "--http-port", str(settings.http_port),
@@ -35,6 +38,7 @@ def worker_command(settings: Settings, argv: list[str]) -> list[str]:
         "--intra-op-threads", str(settings.threads_per_model()),
         "--workers", "1",
         "--reuse-port",
+        "--stop-when-stdin-closes",
     ]  # fmt: skip
 
 
@@ -52,11 +56,13 @@ class Supervisor:
 
     async def start(self, index: int) -> None:
         process = await asyncio.create_subprocess_exec(
-            *self.command, stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL
-        )
+            *self.command, stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.PIPE
+        )  # nothing is written to stdin: the worker stops when it closes, with this process
         self.processes[index] = process
         self.serving[index] = asyncio.Event()
-        self.ready[index] = asyncio.Event()
+        if index not in self.ready or self.ready[index].is_set():
+            # one not yet set stays: the ready line may be waiting on it
+            self.ready[index] = asyncio.Event()
         asyncio.create_task(self._pump(index, process))
 
     async def _pump(self, index: int, process: asyncio.subprocess.Process) -> None:
@@ -133,7 +139,10 @@ async def supervise(settings: Settings, argv: list[str]) -> int:
 
 
 async def _announce_ready(supervisor: Supervisor, addresses: str) -> None:
-    await asyncio.gather(*(event.wait() for event in supervisor.ready.values()))
+    """Print the ready line once every worker is ready: a worker restarted meanwhile counts
+    once the new process is."""
+    while not all(event.is_set() for event in supervisor.ready.values()):
+        await asyncio.gather(*(event.wait() for event in supervisor.ready.values()))
     print(f"ortserve ready {addresses}", flush=True)
 
 

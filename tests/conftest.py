@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -53,7 +54,11 @@ class RunningServer:
 
 
 def start_server(
-    repo: Path, *args: str, env: dict[str, str] | None = None, wait_for: str = "ready"
+    repo: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    wait_for: str = "ready",
+    stdin: int | None = None,
 ) -> RunningServer:
     """Start ortserve on free ports and wait for its ready line (never a sleep).
 
@@ -68,6 +73,7 @@ def start_server(
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, **(env or {})},
+        stdin=stdin,
     )
     output: list[str] = []
     found: list[re.Match[str]] = []
@@ -95,11 +101,13 @@ def start_server(
     return RunningServer(process, found[0][2], found[0][3], output, reader)
 
 
-def run_to_exit(repo: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_to_exit(
+    repo: Path, *args: str, timeout: float = 60, stdin: int | IO[bytes] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``ortserve serve`` expecting it to stop by itself (start-up refusals)."""
     command = [sys.executable, "-m", "server", "serve", "--model-repository", str(repo)]
     command += ["--http-port", "0", "--grpc-port", "0", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=stdin)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 from types import SimpleNamespace
+from typing import IO
 
 import numpy as np
 import pytest
@@ -28,8 +29,10 @@ def repo(tmp_path: Path) -> Path:
     return tmp_path / "repo"
 
 
-def refuses(repo: Path, *words: str, args: tuple[str, ...] = ()) -> str:
-    result = run_to_exit(repo, *args)
+def refuses(
+    repo: Path, *words: str, args: tuple[str, ...] = (), stdin: int | IO[bytes] | None = None
+) -> str:
+    result = run_to_exit(repo, *args, stdin=stdin)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "ortserve ready" not in result.stdout
     for word in words:
@@ -132,6 +135,29 @@ def test_sigterm_exits_cleanly_with_code_0(repo):
     item.set_data_from_numpy(np.ones((1, 4), dtype=np.float32))
     assert client.infer("scale", [item]).as_numpy("y").tolist() == [[3.0] * 4]
     assert server.stop() == 0
+
+
+def test_closing_stdin_stops_a_server_told_to_watch_it(repo):
+    server = start_server(repo, "--stop-when-stdin-closes", stdin=subprocess.PIPE)
+    client = httpclient.InferenceServerClient(server.http)
+    item = httpclient.InferInput("x", [1, 4], "FP32")
+    item.set_data_from_numpy(np.ones((1, 4), dtype=np.float32))
+    assert client.infer("scale", [item]).as_numpy("y").tolist() == [[3.0] * 4]
+    assert server.process.stdin is not None
+    server.process.stdin.write("anything written is ignored\n")
+    server.process.stdin.flush()
+    assert client.is_server_ready()
+    server.process.stdin.close()
+    assert server.process.wait(30) == 0
+    assert any("standard input closed: stopping" in line for line in server.output)
+    server.stop()
+
+
+def test_watching_stdin_needs_a_pipe(repo):
+    args = ("--stop-when-stdin-closes",)
+    refuses(repo, "standard input is not a pipe", args=args, stdin=subprocess.DEVNULL)
+    with (repo / "scale" / "1" / "model.onnx").open("rb") as a_file:
+        refuses(repo, "standard input is not a pipe", args=args, stdin=a_file)
 
 
 def test_help_documents_every_command_and_flag():

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 
 from benchmarks.server_usage import total, worker_counts
 from tests.conftest import run_to_exit, start_server
-from tests.integration.clients import MODES, client_for, infer
-from tests.onnx_models import add_sub
+from tests.integration.clients import MODES, client_for, infer, slow_input
+from tests.integration.raw_http import in_flight
+from tests.onnx_models import add_sub, scale, slow
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -21,6 +25,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def children(pid: int) -> set[int]:
     text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
     return {int(p) for p in text.split()}
+
+
+def gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def wait_for(condition, timeout: float = 60) -> None:
@@ -69,3 +80,64 @@ def test_a_worker_that_cannot_start_stops_the_parent(tmp_path):
     assert result.returncode == 2
     assert "bogus" in result.stderr and "ortserve ready" not in result.stdout
     assert "Traceback" not in result.stderr and "never retrieved" not in result.stderr
+
+
+def test_the_ready_line_waits_for_a_worker_restarted_before_it_was_ready(tmp_path):
+    scale(tmp_path, "doubles", 1, 2.0)
+    folder = tmp_path / "doubles" / "1"
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    np.savez(folder / "golden_in.npz", x=x)
+    np.savez(folder / "golden_out.npz", y=x * 3)  # wrong: every worker serves, none is ready
+    (tmp_path / "doubles" / "config.toml").write_text(
+        '[health]\ninputs = "golden_in.npz"\noutputs = "golden_out.npz"\nrecheck_interval_s = 0.2\n'
+    )
+    server = start_server(tmp_path, "--workers", "2", wait_for="serving")
+    try:
+        workers = children(server.process.pid)
+        victim = sorted(workers)[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: sum("loaded doubles" in line for line in server.output) == 3)
+        assert not any(line.startswith("ortserve ready") for line in server.output)
+        np.savez(folder / "golden_out.npz", y=x * 2)  # now the checks pass, in every worker
+        wait_for(lambda: any(line.startswith("ortserve ready") for line in server.output), 30)
+        assert client_for("http-json", server).is_server_ready()
+    finally:
+        assert server.stop() == 0
+
+
+def test_workers_drain_and_stop_when_the_parent_is_killed(tmp_path):
+    add_sub(tmp_path)
+    slow(tmp_path, "slow", steps=120)  # about 1 s a run: polls reach its worker in time
+    (tmp_path / "slow" / "config.toml").write_text("[runtime]\nintra_op_threads = 1\n")
+    server = start_server(tmp_path, "--workers", "2")
+    workers = children(server.process.pid)
+    answers: list[object] = []
+
+    def call() -> None:
+        try:
+            result = client_for("grpc", server).infer("slow", slow_input(grpcclient))
+            answers.append(result.as_numpy("y"))
+        except Exception as error:  # noqa: BLE001 (the assertion below names it)
+            answers.append(error)
+
+    try:
+        caller = threading.Thread(target=call)
+        caller.start()
+        wait_for(lambda: in_flight(server) >= 1, timeout=10)  # each read may reach either worker
+        server.process.kill()  # no SIGTERM to forward: only the workers' stdin pipes close
+        server.process.wait()
+        caller.join(30)
+        assert len(answers) == 1 and not isinstance(answers[0], Exception), answers
+        np.testing.assert_array_equal(answers[0], np.ones((1, 1), np.float32))
+        wait_for(lambda: all(gone(pid) for pid in workers), timeout=30)
+        assert sum("standard input closed: stopping" in line for line in server.output) == 2
+        for address in (server.http, server.grpc):  # no worker is left holding a port
+            host, port = address.rsplit(":", 1)
+            with socket.socket() as sock:
+                sock.bind((host, int(port)))
+    finally:
+        server.process.kill()
+        for pid in workers:  # after a failed check: none may go on serving (or writing)
+            if not gone(pid):
+                os.kill(pid, signal.SIGKILL)
+        server.stop()
