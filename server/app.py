@@ -2,8 +2,9 @@
 
 Start-up: scan the repository, load and warm up every model version (in threads), start
 gRPC and HTTP, then print ``ortserve ready http=HOST:PORT grpc=HOST:PORT``. Shutdown (SIGTERM
-or SIGINT): stop accepting, let work in flight finish (bounded by ``drain_timeout_s``),
-close both front ends, release the models.
+or SIGINT): stop accepting, let work in flight finish (bounded by ``drain_timeout_s``; what
+is left then is answered 503 / UNAVAILABLE and its model runs are cut short), close both
+front ends, release the models.
 """
 
 from __future__ import annotations
@@ -184,13 +185,18 @@ class App:
         finally:
             service.is_accepting = False
             await set_health(health, service)
-            await service.drain(settings.drain_timeout_s)
+            drained = await service.drain(settings.drain_timeout_s)
+            if not drained:
+                service.abandon(
+                    "server is shutting down: not answered within drain_timeout_s "
+                    f"({settings.drain_timeout_s:g} s)"
+                )
             http.should_exit = True
             await grpc_server.stop(settings.drain_timeout_s)
             with contextlib.suppress(Exception):
                 await http_task
             for model in store.all_versions():
-                model.runtime.close()
+                model.runtime.close(stop_runs=not drained)
             if prediction_log is not None:  # after the drain: every answered request is in it
                 await _close_prediction_log(prediction_log)
 

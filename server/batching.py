@@ -25,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .batch_run import Outputs, RunResult
-from .errors import DeadlineExceeded, InternalError, Overloaded
+from .errors import DeadlineExceeded, InternalError, ModelNotReady, Overloaded
 from .loop_load import LoopLoad, for_this_thread
 from .metrics import ModelMetrics
 from .pending import WITHDRAWN, Outcome, Pending, settle
@@ -73,6 +73,7 @@ class Batcher:
         self._stats = stats
         self._metrics = metrics
         self._queue: deque[Pending] = deque()
+        self._running: dict[int, list[Pending]] = {}  # the batches in a model run, by id
         self._free = runtime.instances
         self._delay_timer: asyncio.TimerHandle | None = None
         self._dispatch_scheduled = False
@@ -138,6 +139,20 @@ class Batcher:
             pass  # already taken into a batch, which finishes without it
         pending.finish(WITHDRAWN)
 
+    def abandon(self, reason: str) -> None:
+        """Answer every request still queued or in a model run with ModelNotReady(reason)
+        (shutdown, once the drain time is up); a run still going finishes unheard."""
+        if self._delay_timer is not None:
+            self._delay_timer.cancel()
+        left = list(self._queue)
+        self._queue.clear()
+        for batch in self._running.values():
+            left += batch
+        for pending in left:
+            if pending.timer is not None:
+                pending.timer.cancel()
+            pending.finish(ModelNotReady(f"{self.label}: {reason}"))
+
     def _expire(self, pending: Pending) -> None:
         try:
             self._queue.remove(pending)
@@ -166,6 +181,7 @@ class Batcher:
             if not batch:
                 return
             self._free -= 1
+            self._running[id(batch)] = batch
             now = time.perf_counter_ns()
             wants_all = True
             for pending in batch:
@@ -261,6 +277,7 @@ class Batcher:
 
     def _finish(self, batch: list[Pending], run: RunResult | BaseException) -> None:
         self._free += 1
+        del self._running[id(batch)]
         if isinstance(run, BaseException):  # not the model: the batching code itself
             log.error("%s: batch failed: %r", self.label, run)
             run = RunResult([f"{run!r}"] * len(batch), failed=f"{run!r}")

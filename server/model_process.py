@@ -78,10 +78,16 @@ class ModelRunner:
         self.has_strings = any(a.type == "tensor(string)" for a in tensors)
         wanted = self.cuda if io_binding is None else io_binding
         self.io_binding = wanted and not self.has_strings
+        self.run_options = ort.RunOptions()
+
+    def stop(self) -> None:
+        """Make the run in progress, and every later one, fail at its next node (ONNX
+        Runtime's terminate flag; safe from any thread)."""
+        self.run_options.terminate = True
 
     def run(self, feeds: dict[str, Array], names: list[str]) -> list[Array]:
         if not self.io_binding:
-            outputs: list[Array] = self.session.run(names, feeds)
+            outputs: list[Array] = self.session.run(names, feeds, self.run_options)
             return outputs
         binding = self.session.io_binding()
         for name, array in feeds.items():
@@ -89,7 +95,7 @@ class ModelRunner:
         device, index = self.output_device
         for name in names:
             binding.bind_output(name, device, index)
-        self.session.run_with_iobinding(binding)
+        self.session.run_with_iobinding(binding, self.run_options)
         copied: list[Array] = binding.copy_outputs_to_cpu()
         return copied
 

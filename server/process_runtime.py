@@ -230,12 +230,13 @@ class ProcessRuntime:
             raise RuntimeError(outcome)
         return [outcome[name] for name in names]
 
-    def close(self) -> None:
-        """End every model process (their sockets close; they exit)."""
+    def close(self, stop_runs: bool = False) -> None:
+        """End every model process (their sockets close; they exit; with ``stop_runs`` one
+        still running is killed at once)."""
         self._closed = True
         for task in self._restarts:
             task.cancel()
         for process in self._processes:
-            process.close()
+            process.close(0.0 if stop_runs else 5.0)
         self._processes.clear()
         self._idle.clear()

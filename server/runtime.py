@@ -75,7 +75,9 @@ class ModelRuntime(Protocol):
 
     def run_sync(self, feeds: dict[str, Array], output_names: list[str]) -> list[Array]: ...
 
-    def close(self) -> None: ...
+    def close(self, stop_runs: bool = False) -> None:
+        """Release the sessions; ``stop_runs``: cut runs still going short (shutdown, once
+        the drain time is up and their callers have been answered)."""
 
 
 def session_settings(config: RuntimeConfig, default_threads: int) -> dict[str, Any]:
@@ -132,12 +134,15 @@ class OrtRuntime:
         )
         options = session_options(self.settings)
         gpu = device_id(wanted)
-        self._runners: queue.SimpleQueue[ModelRunner] = queue.SimpleQueue()
         first = ModelRunner(loaded or self._load(options), gpu)
         check_providers(wanted, self.providers, first.session.get_providers(), path)
-        self._runners.put(first)
-        for _ in range(config.instances - 1):
-            self._runners.put(ModelRunner(self._load(options), gpu))
+        self._every_runner = [first]
+        self._every_runner += [
+            ModelRunner(self._load(options), gpu) for _ in range(config.instances - 1)
+        ]
+        self._runners: queue.SimpleQueue[ModelRunner] = queue.SimpleQueue()
+        for runner in self._every_runner:
+            self._runners.put(runner)
         session = first.session
         self.signature = read_signature(
             session.get_inputs(), session.get_outputs(), max_batch_size, path
@@ -221,8 +226,12 @@ class OrtRuntime:
         result.input_ns = job.input_ns
         job.done(result)
 
-    def close(self) -> None:
-        """Let queued work finish, then stop the threads."""
+    def close(self, stop_runs: bool = False) -> None:
+        """Let queued work finish (or, with ``stop_runs``, fail at once), then stop the
+        threads."""
+        if stop_runs:
+            for runner in self._every_runner:
+                runner.stop()
         for _ in self._threads:
             self._jobs.put(None)
         for thread in self._threads:

@@ -248,6 +248,13 @@ class InferenceService:
         if self._in_flight == 0:
             self._idle.set()
 
+    def abandon(self, reason: str) -> None:
+        """Answer every request still in a batcher with ModelNotReady (503 / UNAVAILABLE)
+        naming ``reason``: the drain time is up, and the server stops without their runs."""
+        for model in self.store.all_versions():
+            if model.batcher is not None:
+                model.batcher.abandon(reason)
+
     async def drain(self, timeout_s: float) -> bool:
         """Stop accepting work and wait for requests in flight; False if time ran out."""
         self.is_accepting = False

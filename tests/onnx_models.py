@@ -139,6 +139,42 @@ def slow(repo: Path, name: str = "slow", size: int = 768, steps: int = 6) -> Pat
     return save(_model(nodes, [x], [y], [shape, zero, small]), repo, name)
 
 
+def spin(repo: Path, name: str = "spin", size: int = 256) -> Path:
+    """y = x, after max(x) rounds of a size×size MatMul: as slow as the caller asks (about
+    1 ms a round at 256), instant for the zeros of the warm-up; one node per round, so a
+    terminated run stops within a round."""
+    weights = numpy_helper.from_array(np.full((size, size), 1e-3, dtype=np.float32), "w")
+    start = numpy_helper.from_array(np.ones((size, size), dtype=np.float32), "start")
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("MatMul", ["m_in", "w"], ["m_out"]),
+        ],
+        "round",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("m_in", TensorProto.FLOAT, [size, size]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("m_out", TensorProto.FLOAT, [size, size]),
+        ],
+    )
+    nodes = [
+        helper.make_node("ReduceMax", ["x"], ["most"], keepdims=0),
+        helper.make_node("Cast", ["most"], ["rounds"], to=TensorProto.INT64),
+        helper.make_node("Loop", ["rounds", "", "start"], ["end"], body=body),
+        helper.make_node("ReduceSum", ["end"], ["sum"], keepdims=0),
+        helper.make_node("Mul", ["sum", "zero"], ["zeroed"]),
+        helper.make_node("Add", ["x", "zeroed"], ["y"]),
+    ]
+    zero = numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 1])
+    return save(_model(nodes, [x], [y], [weights, start, zero]), repo, name)
+
+
 def gather(repo: Path, name: str = "gather", size: int = 10) -> Path:
     """y = table[index] = 10 * index, INT64 index [batch, 1] into a table of ``size``: an
     index of ``size`` or more breaks the run."""

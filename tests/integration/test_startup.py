@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import queue
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -13,12 +15,14 @@ from typing import IO
 
 import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from tests.conftest import EXAMPLES, run_to_exit, start_server
 from tests.integration.clients import client_for, infer
-from tests.onnx_models import add_sub, scale
+from tests.integration.raw_http import wait_in_flight
+from tests.onnx_models import add_sub, scale, spin
 
 pytestmark = pytest.mark.integration
 
@@ -135,6 +139,50 @@ def test_sigterm_exits_cleanly_with_code_0(repo):
     item.set_data_from_numpy(np.ones((1, 4), dtype=np.float32))
     assert client.infer("scale", [item]).as_numpy("y").tolist() == [[3.0] * 4]
     assert server.stop() == 0
+
+
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_what_the_drain_leaves_is_answered_503_and_its_run_cut_short(tmp_path, executor):
+    spin(tmp_path, "spin")  # 100,000 rounds: over 30 s on this machine
+    (tmp_path / "spin" / "config.toml").write_text(
+        "[batching]\nenabled = false\n[runtime]\nintra_op_threads = 1\n"
+    )
+    server = start_server(tmp_path, "--drain-timeout-s", "1", "--executor", executor)
+    long = np.full((1, 1), 100_000, dtype=np.float32)
+    answers: queue.Queue[tuple[str, object]] = queue.Queue()
+
+    def call(mode: str) -> None:
+        try:
+            result = infer(mode, client_for(mode, server), "spin", {"x": long})
+            answers.put((mode, result.as_numpy("y")))
+        except InferenceServerException as error:
+            answers.put((mode, error))
+
+    try:
+        callers = [threading.Thread(target=call, args=("http-json",))]
+        callers[0].start()
+        wait_in_flight(server, 1)  # running: the two after it wait in the queue
+        callers.append(threading.Thread(target=call, args=("grpc",)))
+        callers[1].start()
+        stream = grpcclient.InferenceServerClient(server.grpc)
+        stream.start_stream(lambda result, error: answers.put(("stream", error or result)))
+        item = grpcclient.InferInput("x", [1, 1], "FP32")
+        item.set_data_from_numpy(long)
+        stream.async_stream_infer("spin", [item])
+        wait_in_flight(server, 3)
+        server.process.send_signal(signal.SIGTERM)
+        got = dict(answers.get(timeout=20) for _ in range(3))
+        for caller in callers:
+            caller.join(20)
+        stream.stop_stream()
+        assert server.process.wait(20) == 0  # the run left was cut short, not waited for
+    finally:
+        server.stop()
+    assert got["http-json"].status() == "503"
+    assert got["grpc"].status() == "StatusCode.UNAVAILABLE"  # a stream's error has no code
+    for error in got.values():
+        assert "shutting down: not answered within drain_timeout_s (1 s)" in error.message()
+    assert "Traceback" not in "".join(server.output)
 
 
 def test_closing_stdin_stops_a_server_told_to_watch_it(repo):
