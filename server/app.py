@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 import os
 import signal
 import socket
@@ -99,7 +100,8 @@ def _http_server(
             access_log=False,
             proxy_headers=False,  # client addresses are not used: nothing to rewrite
             log_level=settings.log_level,
-            timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
+            # after service.drain: bounds what is left (a body still arriving, say)
+            timeout_graceful_shutdown=math.ceil(settings.drain_timeout_s),
             ssl_certfile=settings.tls_cert_file,
             ssl_keyfile=settings.tls_key_file,
             ssl_ca_certs=settings.tls_client_ca_file,

@@ -9,6 +9,7 @@ withdraws the request, as a cancelled gRPC call does (``http_disconnect``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -33,6 +34,7 @@ from .http_response import encode_response
 log = logging.getLogger(__name__)
 
 HEADER_LENGTH = "inference-header-content-length"
+SHUTDOWN_CUT = "server is shutting down: the request was not done within drain_timeout_s"
 ANSWERED_BY = "x-ortserve-pid"  # on statistics and metrics: under --workers, whose they are
 
 
@@ -111,6 +113,13 @@ class InferEndpoint:
             status, content, headers = error_answer(error)
             media = b"application/json"
             extra += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        except asyncio.CancelledError:
+            if service.is_accepting:
+                raise
+            # uvicorn ends what is left once the drain time is up (a body still arriving):
+            # the task ends here, with the shutdown's answer instead of uvicorn's bare 500
+            status, content, _ = error_answer(ModelNotReady(SHUTDOWN_CUT))
+            media = b"application/json"
         extra += [(b"content-type", media), (b"content-length", b"%d" % len(content))]
         await send({"type": "http.response.start", "status": status, "headers": extra})
         await send({"type": "http.response.body", "body": content})

@@ -185,6 +185,30 @@ def test_what_the_drain_leaves_is_answered_503_and_its_run_cut_short(tmp_path, e
     assert "Traceback" not in "".join(server.output)
 
 
+def test_a_body_still_arriving_when_the_drain_time_is_up_gets_503(repo):
+    server = start_server(repo, "--drain-timeout-s", "0.5")  # under 1 s: uvicorn's own bound
+    host, port = server.http.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=20) as client:
+            client.sendall(
+                b"POST /v2/models/scale/infer HTTP/1.1\r\nHost: x\r\n"
+                b"Expect: 100-continue\r\nContent-Length: 100000\r\n\r\n"
+            )
+            # sent once the handler waits for the body
+            assert client.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            client.sendall(b"{")
+            server.process.send_signal(signal.SIGTERM)
+            answer = b""
+            while chunk := client.recv(65536):
+                answer += chunk
+        assert server.process.wait(20) == 0  # before, no bound: it waited for the body
+    finally:
+        server.stop()
+    assert answer.startswith(b"HTTP/1.1 503 ")
+    assert b"server is shutting down: the request was not done within drain_timeout_s" in answer
+    assert "Traceback" not in "".join(server.output)
+
+
 def test_closing_stdin_stops_a_server_told_to_watch_it(repo):
     server = start_server(repo, "--stop-when-stdin-closes", stdin=subprocess.PIPE)
     client = httpclient.InferenceServerClient(server.http)
