@@ -237,6 +237,9 @@ class ProcessRuntime:
         for task in self._restarts:
             task.cancel()
         for process in self._processes:
-            process.close(0.0 if stop_runs else 5.0)
+            if stop_runs:
+                process.close(timeout_s=0.0)
+            else:
+                process.close()
         self._processes.clear()
         self._idle.clear()
