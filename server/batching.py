@@ -36,6 +36,11 @@ from .types import Array, ModelSignature
 
 log = logging.getLogger(__name__)
 QUIET_GAPS = 3  # a held batch goes once no request came for this many usual gaps between them
+# The shortest wait a held batch's timer is set for. uvloop keeps timers to the millisecond and
+# runs one under half a millisecond at the next loop iteration, so a shorter re-check of a hold
+# would spin the busy loop it is meant to relieve; a request that arrives meanwhile is checked
+# against the batch's target anyway.
+HOLD_RECHECK_S = 0.001
 
 
 class Batcher:
@@ -66,6 +71,7 @@ class Batcher:
         self._last_arrival = 0  # ns; with _gap_ns (a moving average) only when holds are on
         self._gap_ns = 0.0
         self._preferred = sorted(config.preferred_batch_sizes)
+        self._target = self._preferred[-1] if self._preferred else self._max_rows
         self._max_queue = config.max_queue_size
         self._timeout_s = config.timeout_ms / 1000 if config.timeout_ms else None
         self._inputs = [spec.name for spec in signature.inputs]
@@ -73,6 +79,7 @@ class Batcher:
         self._stats = stats
         self._metrics = metrics
         self._queue: deque[Pending] = deque()
+        self._queued_rows = 0  # the rows of every request in _queue
         self._running: dict[int, list[Pending]] = {}  # the batches in a model run, by id
         self._free = runtime.instances
         self._delay_timer: asyncio.TimerHandle | None = None
@@ -103,17 +110,24 @@ class Batcher:
             loop = asyncio.get_running_loop()
             pending.timer = loop.call_later(max(timeout_s, 0.0), self._expire, pending)
         self._queue.append(pending)
+        self._queued_rows += rows
         if self._hold_s > 0:
             now = pending.enqueued_ns
             if self._last_arrival:
                 gap = min(now - self._last_arrival, self._hold_s * 1e9)
                 self._gap_ns += (gap - self._gap_ns) / 8 if self._gap_ns else gap
             self._last_arrival = now
-        if not self._dispatch_scheduled:
+        if not self._dispatch_scheduled and self._free > 0 and not self._waiting_below_target():
             # dispatch after this loop iteration: requests that arrive together batch together
+            # (with no instance free, the run that frees one dispatches; a batch waiting for
+            # company goes when its timer says, or now, if this request brings it to its target)
             self._dispatch_scheduled = True
             asyncio.get_running_loop().call_soon(self._scheduled_dispatch)
         return pending
+
+    def _waiting_below_target(self) -> bool:
+        """A batch is waiting for company (its timer is set) and the queue cannot fill it yet."""
+        return self._delay_timer is not None and self._queued_rows < self._target
 
     async def infer(
         self, inputs: dict[str, Array], output_names: list[str], rows: int, timeout_s: float | None
@@ -137,15 +151,17 @@ class Batcher:
             self._queue.remove(pending)
         except ValueError:
             pass  # already taken into a batch, which finishes without it
+        else:
+            self._queued_rows -= pending.rows
         pending.finish(WITHDRAWN)
 
     def abandon(self, reason: str) -> None:
         """Answer every request still queued or in a model run with ModelNotReady(reason)
         (shutdown, once the drain time is up); a run still going finishes unheard."""
-        if self._delay_timer is not None:
-            self._delay_timer.cancel()
+        self._cancel_delay()
         left = list(self._queue)
         self._queue.clear()
+        self._queued_rows = 0
         for batch in self._running.values():
             left += batch
         for pending in left:
@@ -158,6 +174,7 @@ class Batcher:
             self._queue.remove(pending)
         except ValueError:
             return  # already running: let it finish
+        self._queued_rows -= pending.rows
         waited_ms = (time.perf_counter_ns() - pending.enqueued_ns) / 1e6
         pending.finish(
             DeadlineExceeded(f"{self.label}: deadline passed after {waited_ms:.1f} ms in queue")
@@ -180,6 +197,7 @@ class Batcher:
             batch = self._take()
             if not batch:
                 return
+            self._cancel_delay()  # a batch goes: whatever waited is in it or starts again
             self._free -= 1
             self._running[id(batch)] = batch
             now = time.perf_counter_ns()
@@ -220,12 +238,12 @@ class Batcher:
             patience_s = QUIET_GAPS * self._gap_ns / 1e9
             if quiet_s >= patience_s:
                 return False  # the callers are waiting for answers, not sending more
-            wait_s = min(wait_s, patience_s - quiet_s)
-        target = self._preferred[-1] if self._preferred else self._max_rows
-        rows = sum(p.rows for p in self._queue if p.key == oldest.key)
-        if rows >= target:
-            return False
-        if self._delay_timer is None or self._delay_timer.cancelled():
+            wait_s = max(min(wait_s, patience_s - quiet_s), HOLD_RECHECK_S)
+        if self._queued_rows >= self._target:  # else no shape's rows can reach it
+            rows = sum(p.rows for p in self._queue if p.key == oldest.key)
+            if rows >= self._target:
+                return False
+        if self._delay_timer is None:
             loop = asyncio.get_running_loop()
             self._delay_timer = loop.call_later(wait_s, self._on_delay)
         return True
@@ -234,6 +252,11 @@ class Batcher:
         self._delay_timer = None
         self._dispatch()
 
+    def _cancel_delay(self) -> None:
+        if self._delay_timer is not None:
+            self._delay_timer.cancel()
+            self._delay_timer = None
+
     def _take(self) -> list[Pending]:
         """The oldest request and its compatible followers, whole, within the row limit.
 
@@ -241,18 +264,20 @@ class Batcher:
         """
         queue = self._queue
         while queue and queue[0].is_done:
-            queue.popleft()
+            self._queued_rows -= queue.popleft().rows
         if not queue:
             return []
         first = queue.popleft()
         batch = [first]
         if not self._combine:
+            self._queued_rows -= first.rows
             return batch
         rows = first.rows
         skipped: list[Pending] = []
         while queue and rows < self._max_rows:
             pending = queue.popleft()
             if pending.is_done:
+                self._queued_rows -= pending.rows
                 continue
             if pending.key == first.key and rows + pending.rows <= self._max_rows:
                 batch.append(pending)
@@ -264,6 +289,7 @@ class Batcher:
         if self._preferred:
             batch = self._cut_to_preferred(batch, skipped)
         self._queue.extendleft(reversed(skipped))
+        self._queued_rows -= sum([p.rows for p in batch])
         return batch
 
     def _cut_to_preferred(self, batch: list[Pending], skipped: list[Pending]) -> list[Pending]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import uvloop
 
 from server.batching import Batcher
 from server.errors import DeadlineExceeded, Overloaded
@@ -220,3 +221,85 @@ def test_a_lone_caller_never_waits_on_a_busy_loop(runtimes):
 
     asyncio.run(main())
     assert sizes(stats) == {1: 5}
+
+
+def test_a_hold_under_uvloop_rechecks_by_the_millisecond_not_every_iteration(runtimes):
+    """uvloop runs a timer under half a millisecond at the next loop iteration: a held batch
+    re-armed for the few hundred µs its quiet check asks would spin the loop it relieves."""
+    stats = ModelStats()
+    batcher = Batcher(
+        "test",
+        runtimes["scale"],
+        runtimes["scale"].signature,
+        BatchingConfig(busy_hold_us=2_000_000),
+        stats,
+        Metrics().for_model("test", 1),
+        loop_load=Loaded(True),
+    )
+    checks = 0
+    on_delay = batcher._on_delay
+
+    def counted() -> None:
+        nonlocal checks
+        checks += 1
+        on_delay()
+
+    batcher._on_delay = counted  # type: ignore[method-assign]
+
+    async def main() -> float:
+        first = batcher.infer(rows_of(0, 1), ["y"], 1, None)
+        second = batcher.infer(rows_of(1, 1), ["y"], 1, None)
+        await asyncio.gather(first, second)  # a run with company: the next batch may hold
+        started = time.perf_counter()
+        held = []
+        for k in range(300):  # arrivals microseconds apart: quiet checks due in µs
+            held.append(asyncio.ensure_future(batcher.infer(rows_of(k, 1), ["y"], 1, None)))
+            await asyncio.sleep(0)
+        spent_ms = (time.perf_counter() - started) * 1000
+        await asyncio.wait_for(asyncio.gather(*held), 5)
+        return spent_ms
+
+    spent_ms = uvloop.run(main())
+    assert sum(size * count for size, count in sizes(stats).items()) == 302
+    assert checks <= spent_ms + 3  # at most one re-check per millisecond (300 iterations ran)
+
+
+def test_withdrawn_and_expired_requests_leave_the_target_count(runtimes):
+    """A batch waiting for company goes the moment the requests still queued reach its
+    target, and not before, whatever left the queue meanwhile."""
+    batcher, stats = make_batcher(
+        runtimes["scale"], max_queue_delay_us=30_000_000, preferred_batch_sizes=(4,)
+    )
+    kept = (0, 3, 4, 5)  # 1 and 2 leave the queue
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in range(6)]
+
+        def submit(k: int, timeout_s: float | None = None):
+            done = functools.partial(settle_in, futures[k])
+            return batcher.submit(rows_of(k, 1), ["y"], 1, timeout_s, done)
+
+        submit(0)
+        expiring = submit(1, 0.01)
+        withdrawn = submit(2)
+        await asyncio.sleep(0.05)  # 3 rows queued, under the target of 4; then one expires
+        withdrawn.withdraw()
+        submit(3)
+        submit(4)
+        await asyncio.sleep(0.01)
+        assert expiring.is_done and stats.execution_count == 0  # 3 rows still queued
+        submit(5)  # the fourth row: the batch goes at once
+        return await asyncio.wait_for(asyncio.gather(*(futures[k] for k in kept)), 5)
+
+    started = time.perf_counter()
+    results = asyncio.run(main())
+    assert time.perf_counter() - started < 5  # not the 30 s delay
+    for k, result in zip(kept, results, strict=True):
+        np.testing.assert_array_equal(result["y"], np.full((1, 4), 2.0 * k))
+    assert sizes(stats) == {4: 1}
+
+
+def settle_in(future: asyncio.Future, outcome: object) -> None:
+    if not future.done():
+        future.set_result(outcome)
