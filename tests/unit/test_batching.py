@@ -17,6 +17,7 @@ from server.batching import Batcher
 from server.errors import DeadlineExceeded, Overloaded
 from server.loop_load import LoopLoad
 from server.metrics import Metrics
+from server.pending import settle
 from server.runtime import OrtRuntime
 from server.settings import BatchingConfig, RuntimeConfig
 from server.stats import ModelStats
@@ -143,16 +144,24 @@ class Loaded(LoopLoad):
         self.is_busy()
 
 
-def hold_scenario(runtime: OrtRuntime, busy: bool, hold_us: int = 2_000_000, third: bool = True):
-    """Three lone requests 20 ms apart (the usual gap); then one runs while a second queues
-    behind it, and (``third``) a third comes 20 ms after the first ends. Returns the batch
-    sizes and how long the second request took."""
+def loaded_batcher(
+    runtime: OrtRuntime, hold_us: int, busy: bool = True
+) -> tuple[Batcher, ModelStats]:
+    """A batcher with ``busy_hold_us = hold_us`` on a loop judged always busy (or never)."""
     stats = ModelStats()
     batching = BatchingConfig(busy_hold_us=hold_us)
     metrics = Metrics().for_model("test", 1)
     batcher = Batcher(
         "test", runtime, runtime.signature, batching, stats, metrics, loop_load=Loaded(busy)
     )
+    return batcher, stats
+
+
+def hold_scenario(runtime: OrtRuntime, busy: bool, hold_us: int = 2_000_000, third: bool = True):
+    """Three lone requests 20 ms apart (the usual gap); then one runs while a second queues
+    behind it, and (``third``) a third comes 20 ms after the first ends. Returns the batch
+    sizes and how long the second request took."""
+    batcher, stats = loaded_batcher(runtime, hold_us, busy)
     took: list[float] = []
 
     async def main():
@@ -203,16 +212,7 @@ def test_hold_zero_never_holds(runtimes):
 
 
 def test_a_lone_caller_never_waits_on_a_busy_loop(runtimes):
-    stats = ModelStats()
-    batcher = Batcher(
-        "test",
-        runtimes["scale"],
-        runtimes["scale"].signature,
-        BatchingConfig(busy_hold_us=10_000_000),
-        stats,
-        Metrics().for_model("test", 1),
-        loop_load=Loaded(True),
-    )
+    batcher, stats = loaded_batcher(runtimes["scale"], 10_000_000)
 
     async def main():
         for k in range(5):  # one after another: each finds the instance free and alone
@@ -226,16 +226,7 @@ def test_a_lone_caller_never_waits_on_a_busy_loop(runtimes):
 def test_a_hold_under_uvloop_rechecks_by_the_millisecond_not_every_iteration(runtimes):
     """uvloop runs a timer under half a millisecond at the next loop iteration: a held batch
     re-armed for the few hundred µs its quiet check asks would spin the loop it relieves."""
-    stats = ModelStats()
-    batcher = Batcher(
-        "test",
-        runtimes["scale"],
-        runtimes["scale"].signature,
-        BatchingConfig(busy_hold_us=2_000_000),
-        stats,
-        Metrics().for_model("test", 1),
-        loop_load=Loaded(True),
-    )
+    batcher, stats = loaded_batcher(runtimes["scale"], 2_000_000)
     checks = 0
     on_delay = batcher._on_delay
 
@@ -277,7 +268,7 @@ def test_withdrawn_and_expired_requests_leave_the_target_count(runtimes):
         futures = [loop.create_future() for _ in range(6)]
 
         def submit(k: int, timeout_s: float | None = None):
-            done = functools.partial(settle_in, futures[k])
+            done = functools.partial(settle, futures[k])
             return batcher.submit(rows_of(k, 1), ["y"], 1, timeout_s, done)
 
         submit(0)
@@ -289,6 +280,7 @@ def test_withdrawn_and_expired_requests_leave_the_target_count(runtimes):
         submit(4)
         await asyncio.sleep(0.01)
         assert expiring.is_done and stats.execution_count == 0  # 3 rows still queued
+        assert isinstance(futures[1].exception(), DeadlineExceeded) and futures[2].cancelled()
         submit(5)  # the fourth row: the batch goes at once
         return await asyncio.wait_for(asyncio.gather(*(futures[k] for k in kept)), 5)
 
@@ -298,8 +290,3 @@ def test_withdrawn_and_expired_requests_leave_the_target_count(runtimes):
     for k, result in zip(kept, results, strict=True):
         np.testing.assert_array_equal(result["y"], np.full((1, 4), 2.0 * k))
     assert sizes(stats) == {4: 1}
-
-
-def settle_in(future: asyncio.Future, outcome: object) -> None:
-    if not future.done():
-        future.set_result(outcome)
