@@ -134,6 +134,9 @@ def test_workers_drain_and_stop_when_the_parent_is_killed(tmp_path):
         for address in (server.http, server.grpc):  # no worker is left holding a port
             host, port = address.rsplit(":", 1)
             with socket.socket() as sock:
+                # a listener still holding the port refuses this bind; the closed connections'
+                # TIME_WAIT entries (the workers closed them) do not
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 sock.bind((host, int(port)))
     finally:
         server.process.kill()
